@@ -1,0 +1,77 @@
+//! # rustai-abi: the stable contract between the RustAI host and its plugins
+//!
+//! Everything that crosses a `dlopen` boundary lives here and nowhere else.
+//! The crate is deliberately small and depends on `abi_stable` alone: no tokio,
+//! no notify, no sysinfo, no HTTP. Plugins (cdylibs) depend on this crate; the
+//! host side (`rustai-core`) depends on it too and re-exports it.
+//!
+//! ## Layout
+//! - [`error`]: the FFI-safe [`PluginError`] with its `#[repr(u8)]` [`ErrorKind`].
+//! - [`types`]: plain data that crosses the boundary (requests, responses, metadata).
+//! - [`traits`]: the `#[sabi_trait]` families: [`Plugin`], [`LlmPlugin`],
+//!   [`EmbeddingPlugin`], [`SttPlugin`], [`TtsPlugin`], [`ToolPlugin`] and the
+//!   callback sinks [`TokenSink`] and [`AudioSink`].
+//! - [`module`]: the one root module every plugin library exports, and the
+//!   [`Handshake`] (API semver + feature list) the host checks before anything else.
+//! - [`export`]: plugin-side glue. [`export_plugin!`] exports a type as a plugin and
+//!   wraps every call in `catch_unwind`, so a panic never unwinds across the ABI.
+//!
+//! ## Versioning
+//! The crate version *is* the ABI version ([`API_VERSION`]). A plugin built
+//! against `0.1.x` loads in any `0.1.y` host; a new trait method appended after
+//! the `#[sabi(last_prefix_field)]` marker is a compatible (minor) change, any
+//! other change to a type here is a breaking one. See `docs/plugin-guide.md`.
+
+pub mod error;
+pub mod export;
+pub mod module;
+pub mod traits;
+pub mod types;
+
+#[doc(hidden)]
+pub use abi_stable;
+
+pub use abi_stable::std_types::{RBox, ROption, RResult, RSlice, RStr, RString, RVec};
+pub use error::{ErrorKind, PluginError};
+pub use export::{Families, PluginExport};
+pub use module::{Handshake, PluginInstance, PluginMod, PluginModRef};
+pub use traits::{
+    AudioSink, AudioSinkMut, AudioSink_TO, EmbeddingBox, EmbeddingPlugin, EmbeddingPlugin_TO,
+    LlmBox, LlmPlugin, LlmPlugin_TO, Plugin, PluginBox, Plugin_TO, SttBox, SttPlugin, SttPlugin_TO,
+    TokenSink, TokenSinkMut, TokenSink_TO, ToolBox, ToolPlugin, ToolPlugin_TO, TtsBox, TtsPlugin,
+    TtsPlugin_TO,
+};
+pub use types::*;
+
+/// The version of this interface, which plugins report in their [`Handshake`].
+pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Interface features this build of the contract offers. A plugin lists the
+/// ones it was built with; a host can refuse a plugin that needs one it lacks.
+pub const API_FEATURES: &[&str] = &[
+    "llm.v1",
+    "embedding.v1",
+    "stt.v1",
+    "tts.v1",
+    "tool.v1",
+    "token-sink.cancel",
+];
+
+/// Well-known capability feature names a plugin may advertise in
+/// [`Capabilities::features`].
+pub mod feature {
+    /// Tokens are streamed through a [`crate::TokenSink`] as they are produced.
+    pub const STREAMING: &str = "streaming";
+    /// Chat requests with the model's own chat template.
+    pub const CHAT: &str = "chat";
+    /// GBNF grammar-constrained sampling.
+    pub const GRAMMAR: &str = "grammar";
+    /// JSON-schema-constrained sampling.
+    pub const JSON_SCHEMA: &str = "json_schema";
+    /// Reproducible sampling for a given seed.
+    pub const SEED: &str = "seed";
+    /// Host-side cancellation of a running generation.
+    pub const CANCEL: &str = "cancel";
+    /// Tokenize / count tokens.
+    pub const TOKENIZE: &str = "tokenize";
+}

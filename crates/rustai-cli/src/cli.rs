@@ -1,0 +1,141 @@
+//! Command-line arguments (clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// RustAI: a plugin-first local AI engine.
+#[derive(Debug, Parser)]
+#[command(name = "rustai", version, about, long_about = None)]
+pub(crate) struct Cli {
+    /// Plugin folders (default: ./plugins-dist and ~/.rustai/plugins).
+    #[arg(long = "plugins", global = true, env = "RUSTAI_PLUGINS", value_delimiter = ':', value_name = "DIR")]
+    pub(crate) plugin_dirs: Vec<PathBuf>,
+    /// Model folders (default: ./models and ~/.rustai/models).
+    #[arg(long = "models", global = true, env = "RUSTAI_MODELS", value_delimiter = ':', value_name = "DIR")]
+    pub(crate) model_dirs: Vec<PathBuf>,
+    /// Log filter when RUSTAI_LOG is unset (error, warn, info, debug, trace).
+    #[arg(long, global = true, default_value = "warn")]
+    pub(crate) log_level: String,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Generate a reply to PROMPT and stream it to stdout.
+    Run(RunArgs),
+    /// Chat with a model interactively (/bye to quit, /reset to forget).
+    Chat(ChatArgs),
+    /// List loaded plugins and rejected plugin files.
+    Plugins,
+    /// List model files found in the model folders.
+    Models,
+    /// Measure prompt processing and generation speed (like llama-bench).
+    Bench(BenchArgs),
+}
+
+/// Which model, and how to load it.
+#[derive(Debug, Args)]
+pub(crate) struct ModelArgs {
+    /// A model file path, or a model name found in the model folders (prefixes work).
+    pub(crate) model: String,
+    /// Use this plugin instead of the first one that reads the model's format.
+    #[arg(long)]
+    pub(crate) plugin: Option<String>,
+    /// Context length in tokens (0 = the model's, capped at 4096).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) ctx: u32,
+    /// CPU threads (0 = all cores).
+    #[arg(short = 't', long, default_value_t = 0)]
+    pub(crate) threads: u32,
+    /// Layers to offload to a GPU (-1 = all), when the plugin was built with one.
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    pub(crate) gpu_layers: i32,
+}
+
+/// Sampling and stopping.
+#[derive(Debug, Args)]
+pub(crate) struct SamplingArgs {
+    /// Temperature; 0 = greedy (deterministic).
+    #[arg(long, default_value_t = 0.8)]
+    pub(crate) temperature: f32,
+    /// Top-k (0 = off).
+    #[arg(long, default_value_t = 40)]
+    pub(crate) top_k: i32,
+    /// Top-p (1 = off).
+    #[arg(long, default_value_t = 0.9)]
+    pub(crate) top_p: f32,
+    /// Min-p (0 = off).
+    #[arg(long, default_value_t = 0.05)]
+    pub(crate) min_p: f32,
+    /// Repetition penalty (1 = off).
+    #[arg(long, default_value_t = 1.1)]
+    pub(crate) repeat_penalty: f32,
+    /// Seed for reproducible sampling.
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// Most tokens to generate (0 = until the model stops or the context is full).
+    #[arg(short = 'n', long, default_value_t = 512)]
+    pub(crate) max_tokens: u32,
+    /// Stop sequence (repeatable).
+    #[arg(long)]
+    pub(crate) stop: Vec<String>,
+    /// A GBNF grammar file that constrains the output.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) grammar: Option<PathBuf>,
+    /// A JSON schema file that constrains the output.
+    #[arg(long, value_name = "FILE", conflicts_with = "grammar")]
+    pub(crate) json_schema: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub(crate) model: ModelArgs,
+    /// The prompt.
+    pub(crate) prompt: String,
+    #[command(flatten)]
+    pub(crate) sampling: SamplingArgs,
+    /// A system message (chat mode).
+    #[arg(long)]
+    pub(crate) system: Option<String>,
+    /// Send the prompt as raw text, without the model's chat template.
+    #[arg(long)]
+    pub(crate) raw: bool,
+    /// Print the plugin, model and timings to stderr.
+    #[arg(short, long)]
+    pub(crate) verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ChatArgs {
+    #[command(flatten)]
+    pub(crate) model: ModelArgs,
+    #[command(flatten)]
+    pub(crate) sampling: SamplingArgs,
+    /// A system message.
+    #[arg(long)]
+    pub(crate) system: Option<String>,
+    /// Print timings after each reply.
+    #[arg(short, long)]
+    pub(crate) verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    #[command(flatten)]
+    pub(crate) model: ModelArgs,
+    /// Prompt lengths to test (pp), comma-separated; 0 skips.
+    #[arg(short = 'p', long = "n-prompt", value_delimiter = ',', default_value = "512")]
+    pub(crate) n_prompt: Vec<u32>,
+    /// Generation lengths to test (tg), comma-separated; 0 skips.
+    #[arg(short = 'n', long = "n-gen", value_delimiter = ',', default_value = "128")]
+    pub(crate) n_gen: Vec<u32>,
+    /// Repetitions of each test.
+    #[arg(short = 'r', long, default_value_t = 5)]
+    pub(crate) repetitions: u32,
+    /// Thread counts to test, comma-separated (overrides --threads).
+    #[arg(long = "threads-list", value_delimiter = ',')]
+    pub(crate) threads_list: Vec<u32>,
+}

@@ -1,0 +1,52 @@
+//! `rustai chat MODEL`: an interactive conversation on stdin/stdout.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::Result;
+use rustai_core::abi::{ChatMessage, ChatRequest};
+
+use crate::{cli::{ChatArgs, Cli}, session};
+
+pub(crate) fn run(cli: &Cli, args: &ChatArgs) -> Result<()> {
+    let params = session::sampling(&args.sampling)?;
+    let loaded = session::load_model(cli, &args.model, args.model.threads)?;
+    let interactive = std::io::stdin().is_terminal();
+    let system: Vec<ChatMessage> = args.system.iter().map(|s| ChatMessage::new("system", s.as_str())).collect();
+    let mut history = system.clone();
+    if interactive {
+        eprintln!("Chatting with {} ({}). /bye quits, /reset forgets the conversation.", loaded.file.id, loaded.model.plugin_id());
+    }
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    loop {
+        if interactive {
+            eprint!(">>> ");
+            std::io::stderr().flush()?;
+        }
+        let Some(line) = lines.next().transpose()? else { break };
+        let line = line.trim();
+        match line {
+            "" => continue,
+            "/bye" | "/exit" | "/quit" => break,
+            "/reset" => {
+                history = system.clone();
+                eprintln!("(conversation forgotten)");
+                continue;
+            }
+            _ => {}
+        }
+        history.push(ChatMessage::new("user", line));
+        let mut reply = String::new();
+        let mut out = std::io::stdout().lock();
+        let done = loaded.model.chat(&ChatRequest { messages: history.clone().into(), params: params.clone() }, |piece| {
+            reply.push_str(piece);
+            out.write_all(piece.as_bytes()).and_then(|()| out.flush()).is_ok()
+        })?;
+        writeln!(out)?;
+        if args.verbose {
+            super::print_timings(&done);
+        }
+        history.push(ChatMessage::new("assistant", reply));
+    }
+    Ok(())
+}

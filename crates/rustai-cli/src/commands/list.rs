@@ -1,0 +1,71 @@
+//! `rustai plugins` and `rustai models`.
+
+use anyhow::Result;
+use rustai_core::{abi::HealthStatus, models};
+
+use crate::{cli::Cli, session};
+
+pub(crate) fn plugins(cli: &Cli) -> Result<()> {
+    let manager = session::plugins(cli)?;
+    let dirs = session::plugin_dirs(cli);
+    if manager.plugins().is_empty() && manager.rejected().is_empty() {
+        println!(
+            "no plugins found in {} (build them with scripts/build-plugins.sh)",
+            dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
+        return Ok(());
+    }
+    println!("{:<12} {:<9} {:<10} {:<10} {:<9} PATH", "ID", "VERSION", "CATEGORY", "FAMILIES", "STATUS");
+    for p in manager.plugins() {
+        let health = p.health();
+        let status = match health.status {
+            HealthStatus::Healthy => "active".to_owned(),
+            HealthStatus::Degraded => format!("degraded: {}", health.message),
+            HealthStatus::Unhealthy => format!("unhealthy: {}", health.message),
+        };
+        println!(
+            "{:<12} {:<9} {:<10} {:<10} {:<9} {}",
+            p.id(),
+            p.info().version,
+            p.info().category.as_str(),
+            p.families().join(","),
+            status,
+            p.path().display()
+        );
+    }
+    if !manager.rejected().is_empty() {
+        println!("\nrejected:");
+        for r in manager.rejected() {
+            println!("  {}\n    {}", r.path.display(), r.reason);
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn models(cli: &Cli) -> Result<()> {
+    let dirs = session::model_dirs(cli);
+    let found = models::discover(&dirs);
+    if found.is_empty() {
+        println!(
+            "no models found in {} (scripts/fetch-models.sh fetches a small one)",
+            dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
+        return Ok(());
+    }
+    println!("{:<36} {:<7} {:>10} PATH", "ID", "FORMAT", "SIZE");
+    for m in found {
+        println!("{:<36} {:<7} {:>10} {}", m.id, m.format.as_str(), human_size(m.size), m.path.display());
+    }
+    Ok(())
+}
+
+pub(crate) fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+}

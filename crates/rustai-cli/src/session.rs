@@ -1,0 +1,98 @@
+//! What every model command shares: loading plugins, resolving the model name,
+//! loading the model, and turning CLI flags into ABI parameters.
+
+use std::{path::PathBuf, time::Instant};
+
+use anyhow::{Context, Result};
+use rustai_core::{
+    abi::{LoadModelParams, ROption, RString, SamplingParams},
+    models, LlmModel, ModelFile, PluginManager,
+};
+
+use crate::cli::{Cli, ModelArgs, SamplingArgs};
+
+fn home_dir(sub: &str) -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".rustai").join(sub))
+}
+
+/// The plugin folders to search.
+pub(crate) fn plugin_dirs(cli: &Cli) -> Vec<PathBuf> {
+    if cli.plugin_dirs.is_empty() {
+        std::iter::once(PathBuf::from("plugins-dist")).chain(home_dir("plugins")).collect()
+    } else {
+        cli.plugin_dirs.clone()
+    }
+}
+
+/// The model folders to search.
+pub(crate) fn model_dirs(cli: &Cli) -> Vec<PathBuf> {
+    if cli.model_dirs.is_empty() {
+        std::iter::once(PathBuf::from("models")).chain(home_dir("models")).collect()
+    } else {
+        cli.model_dirs.clone()
+    }
+}
+
+/// Load every plugin; warn about rejected files.
+pub(crate) fn plugins(cli: &Cli) -> Result<PluginManager> {
+    let dirs = plugin_dirs(cli);
+    let manager = PluginManager::from_dirs(&dirs)?;
+    for r in manager.rejected() {
+        tracing::warn!("skipped {r}");
+    }
+    Ok(manager)
+}
+
+/// A model loaded in the plugin that serves it.
+pub(crate) struct Loaded {
+    pub(crate) file: ModelFile,
+    pub(crate) model: LlmModel,
+    pub(crate) load_ms: f64,
+    // Keeps the plugins alive as long as the model.
+    _plugins: PluginManager,
+}
+
+/// Resolve, pick a plugin, load.
+pub(crate) fn load_model(cli: &Cli, args: &ModelArgs, threads: u32) -> Result<Loaded> {
+    let plugins = plugins(cli)?;
+    let file = models::resolve(&args.model, model_dirs(cli))?;
+    let llm = match &args.plugin {
+        Some(id) => plugins.llm(id)?,
+        None => plugins.llm_for_format(file.format.as_str()).with_context(|| {
+            format!("looked in {}", plugin_dirs(cli).iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "))
+        })?,
+    };
+    let params = LoadModelParams {
+        context_length: args.ctx,
+        threads,
+        gpu_layers: args.gpu_layers,
+        ..LoadModelParams::new(file.path.to_string_lossy())
+    };
+    let started = Instant::now();
+    let model = llm.load(&params)?;
+    let load_ms = started.elapsed().as_secs_f64() * 1e3;
+    Ok(Loaded { file, model, load_ms, _plugins: plugins })
+}
+
+/// ABI sampling parameters from the flags.
+pub(crate) fn sampling(args: &SamplingArgs) -> Result<SamplingParams> {
+    let read = |p: &PathBuf| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
+    let opt = |v: Option<String>| match v {
+        Some(s) => ROption::RSome(RString::from(s)),
+        None => ROption::RNone,
+    };
+    Ok(SamplingParams {
+        temperature: args.temperature,
+        top_k: args.top_k,
+        top_p: args.top_p,
+        min_p: args.min_p,
+        repeat_penalty: args.repeat_penalty,
+        repeat_last_n: 64,
+        seed: args.seed.into(),
+        max_tokens: args.max_tokens,
+        stop: args.stop.iter().map(|s| RString::from(s.as_str())).collect(),
+        grammar: opt(args.grammar.as_ref().map(read).transpose()?),
+        json_schema: opt(args.json_schema.as_ref().map(read).transpose()?),
+        ignore_eos: false,
+    })
+}

@@ -1,0 +1,90 @@
+//! The host library's error type.
+
+use std::path::PathBuf;
+
+use rustai_abi::PluginError;
+
+/// Errors from the RustAI host library.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    // -- Plugins --
+    /// A plugin call returned an error.
+    #[error("plugin `{plugin}`: {source}")]
+    Plugin {
+        /// The plugin's id.
+        plugin: String,
+        /// What it said.
+        #[source]
+        source: PluginError,
+    },
+    /// No loaded plugin has this id.
+    #[error("no plugin with id `{0}` is loaded")]
+    UnknownPlugin(String),
+    /// No loaded plugin offers what was asked for.
+    #[error("no loaded plugin {0}")]
+    NoPluginFor(String),
+    /// The plugin exists but does not implement this family.
+    #[error("plugin `{plugin}` does not implement {family}")]
+    MissingFamily {
+        /// The plugin's id.
+        plugin: String,
+        /// The family, e.g. `LlmPlugin`.
+        family: &'static str,
+    },
+
+    // -- Models --
+    /// A model name that matches no model file.
+    #[error("unknown model `{name}`{}", known_hint(.known))]
+    UnknownModel {
+        /// What was asked for.
+        name: String,
+        /// The ids that exist.
+        known: Vec<String>,
+    },
+    /// A model name that matches several model files.
+    #[error("model name `{name}` is ambiguous: it matches {}", .candidates.join(", "))]
+    AmbiguousModel {
+        /// What was asked for.
+        name: String,
+        /// What it matches.
+        candidates: Vec<String>,
+    },
+
+    // -- Requests --
+    /// The caller cancelled.
+    #[error("cancelled")]
+    Cancelled,
+
+    // -- Environment --
+    /// A file or folder could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn known_hint(known: &[String]) -> String {
+    if known.is_empty() {
+        " (no models found; put a .gguf file in ./models)".to_owned()
+    } else {
+        format!(" (known: {})", known.join(", "))
+    }
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io { path: path.into(), source }
+    }
+
+    pub(crate) fn plugin(plugin: &str, source: PluginError) -> Self {
+        Self::Plugin { plugin: plugin.to_owned(), source }
+    }
+}
+
+/// `Result` with the host library's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

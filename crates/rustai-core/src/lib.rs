@@ -1,0 +1,43 @@
+//! # rustai-core: the RustAI host library
+//!
+//! Loads plugins (cdylibs built against [`rustai_abi`]) from folders, checks
+//! them, and gives Rust applications a typed, safe API over them.
+//!
+//! ```no_run
+//! use rustai_core::{abi::{GenerateRequest, LoadModelParams, SamplingParams}, PluginManager};
+//! let plugins = PluginManager::from_dirs(["plugins-dist"])?;
+//! let llm = plugins.llm_for_format("gguf")?;
+//! let model = llm.load(&LoadModelParams::new("models/SmolLM2-135M-Instruct.Q4_1.gguf"))?;
+//! let done = model.generate(&GenerateRequest::new("Once upon a time", SamplingParams::greedy()), |piece| {
+//!     print!("{piece}");
+//!     true
+//! })?;
+//! println!("\n{} tokens at {:.1} tokens/s", done.tokens_out, done.timings.tokens_per_s);
+//! # Ok::<(), rustai_core::Error>(())
+//! ```
+//!
+//! ## Layout
+//! - [`manager`]: [`PluginManager`], folder discovery, the loaded-plugin list and rejections.
+//! - [`loader`]: one file: sniff, private copy, dlopen, layout/API/id checks, instantiate.
+//! - [`llm`]: [`Llm`] / [`LlmModel`]: blocking generation with a callback, async
+//!   [`TokenStream`]s, [`CancelToken`].
+//! - [`models`]: model files on disk, format detection by content, name resolution.
+//! - [`error`]: [`Error`] and [`Result`].
+//!
+//! **Invariant:** this crate never links llama.cpp, candle, ONNX Runtime or an
+//! HTTP stack; everything model-specific happens in plugins.
+
+pub mod error;
+pub mod llm;
+pub mod loader;
+pub mod manager;
+pub mod models;
+
+/// The plugin ABI, re-exported so applications need only this crate.
+pub use rustai_abi as abi;
+
+pub use error::{Error, Result};
+pub use llm::{CancelToken, Llm, LlmModel, StreamEvent, TokenStream};
+pub use loader::RejectReason;
+pub use manager::{LoadedPlugin, PluginManager, Rejected};
+pub use models::{ModelFile, ModelFormat};

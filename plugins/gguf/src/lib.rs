@@ -1,0 +1,194 @@
+//! # gguf: GGUF language models through llama.cpp
+//!
+//! A RustAI plugin (cdylib) implementing [`rustai_abi::LlmPlugin`] with
+//! `llama-cpp-2`. CPU by default; `gpu_layers` offloads when llama.cpp was built
+//! with a GPU backend.
+//!
+//! ## Layout
+//! - [`model`]: file validation (our own GGUF header check, so a corrupt file
+//!   is an error rather than a crash), loading, handles, contexts.
+//! - [`generate`]: sampler chain (greedy, seeded, top-k/p, min-p, repetition
+//!   penalty, grammar / JSON schema) and the streaming loop.
+//! - [`stop`]: stop sequences and incremental UTF-8 decoding.
+//!
+//! **Invariant:** no other crate knows about llama.cpp; this plugin never
+//! links the host (`rustai-core`), only `rustai-abi`.
+
+pub mod generate;
+pub mod model;
+pub mod stop;
+
+use std::sync::Arc;
+
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate};
+use rustai_abi::{
+    feature, Capabilities, Category, ChatMessage, ChatRequest, Completion, Families, GenerateRequest, GpuUse, Health,
+    Level, LlmPlugin, LoadModelParams, ModelHandle, ModelInfo, Plugin, PluginError, PluginExport, PluginInfo,
+    RResult, RSlice, RStr, RString, RVec, ResourceRequirements, TokenSinkMut, API_VERSION,
+};
+
+use model::{LoadedModel, ModelStore};
+
+/// The plugin object.
+#[derive(Default)]
+pub struct GgufPlugin {
+    models: ModelStore,
+}
+
+fn rr<T>(r: Result<T, PluginError>) -> RResult<T, PluginError> {
+    r.into()
+}
+
+impl GgufPlugin {
+    fn render_chat(&self, model: &LoadedModel, messages: &[ChatMessage], add_assistant: bool) -> Result<String, PluginError> {
+        let template = match model.chat_template() {
+            Some(t) => LlamaChatTemplate::new(t),
+            None => LlamaChatTemplate::new("chatml"),
+        }
+        .map_err(|e| PluginError::invalid_model(format!("unusable chat template: {e}")))?;
+        let chat = messages
+            .iter()
+            .map(|m| LlamaChatMessage::new(m.role.to_string(), m.content.to_string()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| PluginError::invalid_input(format!("invalid chat message: {e}")))?;
+        model
+            .model
+            .apply_chat_template(&template, &chat, add_assistant)
+            .map_err(|e| PluginError::unsupported(format!("llama.cpp cannot apply this model's chat template: {e}")))
+    }
+
+    fn tokens(&self, model: &LoadedModel, text: &str, add_special: bool) -> Vec<llama_cpp_2::token::LlamaToken> {
+        model.model.vocab().tokenize(text.as_bytes(), add_special, true)
+    }
+}
+
+impl Plugin for GgufPlugin {
+    fn info(&self) -> PluginInfo {
+        let s = |v: &[&str]| v.iter().map(|x| RString::from(*x)).collect::<RVec<_>>();
+        PluginInfo {
+            id: RString::from(Self::ID),
+            name: RString::from("GGUF (llama.cpp)"),
+            version: RString::from(Self::VERSION),
+            api_version: RString::from(API_VERSION),
+            description: RString::from("Runs GGUF language models on the CPU with llama.cpp"),
+            category: Category::Llm,
+            capabilities: Capabilities {
+                formats: s(&["gguf"]),
+                features: s(&[
+                    feature::STREAMING,
+                    feature::CHAT,
+                    feature::GRAMMAR,
+                    feature::JSON_SCHEMA,
+                    feature::SEED,
+                    feature::CANCEL,
+                    feature::TOKENIZE,
+                ]),
+            },
+            resources: ResourceRequirements {
+                min_memory_mb: 64,
+                recommended_memory_mb: 512,
+                cores: 2,
+                gpu: GpuUse::Optional,
+                battery_draw: Level::High,
+                thermal_impact: Level::High,
+                background_capable: true,
+            },
+        }
+    }
+
+    fn init(&self, _config_json: RStr<'_>) -> RResult<(), PluginError> {
+        rr(model::backend().map(|_| ()))
+    }
+
+    fn health(&self) -> Health {
+        match model::backend() {
+            Ok(_) => Health::healthy(),
+            Err(e) => Health { status: rustai_abi::HealthStatus::Unhealthy, message: e.message },
+        }
+    }
+
+    fn shutdown(&self) -> RResult<(), PluginError> {
+        self.models.clear();
+        RResult::ROk(())
+    }
+}
+
+impl LlmPlugin for GgufPlugin {
+    fn load_model(&self, params: &LoadModelParams) -> RResult<ModelHandle, PluginError> {
+        rr(LoadedModel::load(params).map(|m| self.models.insert(m)))
+    }
+
+    fn unload_model(&self, model: ModelHandle) -> RResult<(), PluginError> {
+        rr(self.models.remove(model))
+    }
+
+    fn model_info(&self, model: ModelHandle) -> RResult<ModelInfo, PluginError> {
+        rr(self.models.get(model).map(|m| m.info.clone()))
+    }
+
+    fn tokenize(&self, model: ModelHandle, text: RStr<'_>, add_special: bool) -> RResult<RVec<i32>, PluginError> {
+        rr(self.models.get(model).map(|m| self.tokens(&m, text.as_str(), add_special).iter().map(|t| t.0).collect()))
+    }
+
+    fn detokenize(&self, model: ModelHandle, tokens: RSlice<'_, i32>) -> RResult<RString, PluginError> {
+        rr(self.models.get(model).map(|m| {
+            let vocab = m.model.vocab();
+            let mut bytes = Vec::new();
+            for &t in tokens.iter() {
+                vocab.token_to_piece_into(llama_cpp_2::token::LlamaToken(t), &mut bytes, false, None);
+            }
+            RString::from(String::from_utf8_lossy(&bytes).into_owned())
+        }))
+    }
+
+    fn apply_chat_template(
+        &self,
+        model: ModelHandle,
+        messages: RSlice<'_, ChatMessage>,
+        add_assistant: bool,
+    ) -> RResult<RString, PluginError> {
+        rr(self.models.get(model).and_then(|m| self.render_chat(&m, messages.as_slice(), add_assistant)).map(RString::from))
+    }
+
+    fn generate(&self, model: ModelHandle, request: &GenerateRequest, sink: TokenSinkMut<'_>) -> RResult<Completion, PluginError> {
+        rr(self.models.get(model).and_then(|m| {
+            let prompt = if request.prompt_tokens.is_empty() {
+                self.tokens(&m, request.prompt.as_str(), request.add_special)
+            } else {
+                let n_vocab = m.info.vocab_size as i32;
+                if let Some(bad) = request.prompt_tokens.iter().find(|&&t| t < 0 || t >= n_vocab) {
+                    return Err(PluginError::invalid_input(format!("token id {bad} is outside the vocabulary (0..{n_vocab})")));
+                }
+                request.prompt_tokens.iter().map(|&t| llama_cpp_2::token::LlamaToken(t)).collect()
+            };
+            generate::run(&m, &prompt, &request.params, sink)
+        }))
+    }
+
+    fn chat(&self, model: ModelHandle, request: &ChatRequest, sink: TokenSinkMut<'_>) -> RResult<Completion, PluginError> {
+        rr(self.models.get(model).and_then(|m| {
+            if request.messages.is_empty() {
+                return Err(PluginError::invalid_input("a chat request needs at least one message"));
+            }
+            let prompt = self.render_chat(&m, request.messages.as_slice(), true)?;
+            // The template already contains BOS where the model wants it.
+            let tokens = self.tokens(&m, &prompt, false);
+            generate::run(&m, &tokens, &request.params, sink)
+        }))
+    }
+}
+
+impl PluginExport for GgufPlugin {
+    const ID: &'static str = "gguf";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
+    fn create() -> Result<Self, PluginError> {
+        Ok(Self::default())
+    }
+
+    fn families(this: &Arc<Self>) -> Families {
+        Families::default().with_llm(Arc::clone(this))
+    }
+}
+
+rustai_abi::export_plugin!(GgufPlugin);

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Run every test: installs/fetches/builds what the tests need first, so it
+# works on a fresh machine. CI (.ci/run) runs exactly this.
+source "$(dirname "$0")/env.sh"
+"$ROOT/scripts/install-deps.sh"
+"$ROOT/scripts/fetch-models.sh"
+"$ROOT/scripts/build-plugins.sh"
+cd "$ROOT"
+# Test fixtures are cdylibs too: build every library first, then test.
+log "cargo build --release --workspace"
+cargo build --release --workspace
+log "cargo test --release --workspace"
+cargo test --release --workspace
