@@ -1,0 +1,99 @@
+//! The `rustai` binary, run as a user would.
+
+use std::process::Command;
+
+use test_support::{gguf_plugin, repo_root, smollm2};
+
+fn rustai() -> Command {
+    // Built by `cargo build --release --workspace`, next to this test's deps/ folder.
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(|d| d.parent()).unwrap().join(format!("rustai{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.is_file(), "{} is missing: build the workspace first", bin.display());
+    let mut cmd = Command::new(bin);
+    cmd.current_dir(repo_root());
+    cmd
+}
+
+fn run_ok(args: &[&str]) -> (String, String) {
+    let out = rustai().args(args).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+    assert!(out.status.success(), "rustai {args:?} failed:\n{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
+#[test]
+fn run_verbose_streams_the_answer_and_timings() {
+    let _ = (gguf_plugin(), smollm2());
+    let (stdout, stderr) = run_ok(&["run", "smollm2", "What is the capital of France?", "--temperature", "0", "--verbose"]);
+    assert!(stdout.contains("Paris"), "{stdout}");
+    for needle in ["plugin: gguf", "prompt:", "tokens/s", "finish reason: eos", "load:"] {
+        assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn plugins_lists_the_gguf_plugin_and_rejections() {
+    let _ = gguf_plugin();
+    let (stdout, _) = run_ok(&["plugins"]);
+    assert!(stdout.lines().any(|l| l.starts_with("gguf") && l.contains("llm") && l.contains("active")), "{stdout}");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("broken.so"), b"").unwrap();
+    let (stdout, _) = run_ok(&["--plugins", dir.path().to_str().unwrap(), "plugins"]);
+    assert!(stdout.contains("rejected:") && stdout.contains("broken.so") && stdout.contains("the file is empty"), "{stdout}");
+}
+
+#[test]
+fn models_lists_the_model_folder() {
+    let _ = smollm2();
+    let (stdout, _) = run_ok(&["models"]);
+    assert!(stdout.contains("SmolLM2-135M-Instruct.Q4_1") && stdout.contains("gguf"), "{stdout}");
+}
+
+#[test]
+fn chat_reads_turns_from_stdin() {
+    use std::io::Write;
+    let _ = (gguf_plugin(), smollm2());
+    let mut child = rustai()
+        .args(["chat", "smollm2", "--temperature", "0", "-n", "40"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"What is the capital of France?\n/bye\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Paris"));
+}
+
+#[test]
+fn unknown_model_and_bad_input_fail_cleanly() {
+    let out = rustai().args(["run", "no-such-model", "hi"]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown model `no-such-model`") && stderr.contains("SmolLM2"), "{stderr}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.gguf");
+    std::fs::write(&bad, b"GGUF\x03\0\0\0truncated").unwrap();
+    let out = rustai().args(["run", bad.to_str().unwrap(), "hi"]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("truncated"), "{stderr}");
+}
+
+#[test]
+fn every_command_has_help() {
+    for cmd in [&["--help"][..], &["run", "--help"], &["chat", "--help"], &["plugins", "--help"], &["models", "--help"], &["bench", "--help"]] {
+        let (stdout, _) = run_ok(cmd);
+        assert!(stdout.contains("Usage:"), "{cmd:?}: {stdout}");
+    }
+}
+
+#[test]
+fn bench_prints_a_table() {
+    let _ = (gguf_plugin(), smollm2());
+    let (stdout, _) = run_ok(&["bench", "smollm2", "-p", "64", "-n", "8", "-r", "1", "-t", "2"]);
+    assert!(stdout.contains("| pp64 |") && stdout.contains("| tg8 |"), "{stdout}");
+}

@@ -1,0 +1,223 @@
+//! The real gguf plugin, loaded with dlopen from plugins-dist/, generating
+//! from the real SmolLM2-135M-Instruct model.
+
+use std::{sync::Arc, time::Duration};
+
+use rustai_core::{
+    abi::{ChatMessage, ChatRequest, ErrorKind, FinishReason, GenerateRequest, LoadModelParams, ROption, RString, SamplingParams},
+    CancelToken, Error, LlmModel, StreamEvent,
+};
+use test_support::{shared_smollm2, smollm2};
+
+fn model() -> &'static Arc<LlmModel> {
+    &shared_smollm2().1
+}
+
+fn chat(question: &str, params: SamplingParams) -> ChatRequest {
+    ChatRequest { messages: vec![ChatMessage::new("user", question)].into(), params }
+}
+
+fn greedy(max_tokens: u32) -> SamplingParams {
+    SamplingParams { max_tokens, ..SamplingParams::greedy() }
+}
+
+#[test]
+fn greedy_answer_to_the_capital_of_france_mentions_paris() {
+    let mut streamed = String::new();
+    let done = model()
+        .chat(&chat("What is the capital of France?", greedy(48)), |p| {
+            streamed.push_str(p);
+            true
+        })
+        .unwrap();
+    assert!(done.text.contains("Paris"), "answer: {:?}", done.text);
+    assert_eq!(streamed, done.text.as_str(), "the stream and the completion agree");
+    assert_eq!(done.finish_reason, FinishReason::Eos);
+    assert!(done.tokens_in > 5 && done.tokens_out > 0);
+    assert!(done.timings.tokens_per_s > 0.0 && done.timings.prompt_eval_ms > 0.0);
+}
+
+#[test]
+fn same_seed_same_output_and_seeds_matter() {
+    let sampled = |seed: u64| {
+        let params = SamplingParams { temperature: 1.0, seed: ROption::RSome(seed), max_tokens: 24, ..SamplingParams::default() };
+        model().generate(&GenerateRequest::new("Once upon a time", params), |_| true).unwrap().text.to_string()
+    };
+    let a = sampled(42);
+    assert_eq!(a, sampled(42), "identical seed, identical output");
+    assert!([7, 1234, 99_999].iter().any(|&s| sampled(s) != a), "other seeds should change the text");
+}
+
+#[test]
+fn max_tokens_ends_with_length() {
+    let done = model().generate(&GenerateRequest::new("The history of Rome", greedy(5)), |_| true).unwrap();
+    assert_eq!(done.tokens_out, 5);
+    assert_eq!(done.finish_reason, FinishReason::Length);
+}
+
+#[test]
+fn stop_sequence_ends_before_it_and_is_never_streamed() {
+    let prompt = "List three colours of the rainbow.";
+    let full = model().chat(&chat(prompt, greedy(40)), |_| true).unwrap().text.to_string();
+    // Stop at the third word of the greedy answer (same answer again, since greedy).
+    let words: Vec<&str> = full.split_whitespace().collect();
+    assert!(words.len() > 4, "answer too short to test: {full:?}");
+    let stop = words[2];
+    let cut = full.find(stop).unwrap();
+    let mut streamed = String::new();
+    let params = SamplingParams { stop: vec![RString::from(stop)].into(), ..greedy(40) };
+    let done = model()
+        .chat(&chat(prompt, params), |p| {
+            streamed.push_str(p);
+            true
+        })
+        .unwrap();
+    assert_eq!(done.finish_reason, FinishReason::Stop);
+    assert_eq!(done.text.as_str(), &full[..cut]);
+    assert_eq!(streamed, &full[..cut]);
+}
+
+#[test]
+fn chat_template_of_the_model_is_applied() {
+    let info = model().info();
+    let template = info.chat_template.as_ref().into_option().expect("SmolLM2 ships a chat template");
+    assert!(template.contains("<|im_start|>"));
+    let messages = [ChatMessage::new("system", "Be brief."), ChatMessage::new("user", "Hi there")];
+    let rendered = model().apply_chat_template(&messages, true).unwrap();
+    assert!(rendered.contains("<|im_start|>system\nBe brief.<|im_end|>"), "{rendered:?}");
+    assert!(rendered.contains("<|im_start|>user\nHi there<|im_end|>"), "{rendered:?}");
+    assert!(rendered.ends_with("<|im_start|>assistant\n"), "{rendered:?}");
+    // The chat call evaluates exactly the rendered prompt.
+    let expected_tokens = model().tokenize(&rendered, false).unwrap().len() as u32;
+    let done = model()
+        .chat(&ChatRequest { messages: messages.to_vec().into(), params: greedy(1) }, |_| true)
+        .unwrap();
+    assert_eq!(done.tokens_in, expected_tokens);
+}
+
+#[test]
+fn callback_returning_false_cancels() {
+    let (mut pieces, mut calls_after_stop) = (0, 0);
+    let params = SamplingParams { ignore_eos: true, ..greedy(200) };
+    let done = model()
+        .generate(&GenerateRequest::new("Write a long story about a dragon.", params), |_| {
+            if pieces >= 3 {
+                calls_after_stop += 1;
+            }
+            pieces += 1;
+            pieces < 3
+        })
+        .unwrap();
+    assert_eq!(done.finish_reason, FinishReason::Cancelled);
+    assert_eq!(calls_after_stop, 0, "no piece is delivered after the callback said stop");
+    assert!(done.tokens_out < 10, "stopped right away, got {} tokens", done.tokens_out);
+}
+
+#[test]
+fn cancel_token_from_another_thread_stops_generation() {
+    let cancel = CancelToken::new();
+    let trigger = cancel.clone();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(150));
+        trigger.cancel();
+    });
+    let done = model()
+        .generate_with(&GenerateRequest::new("Tell me everything about the ocean.", SamplingParams { max_tokens: 0, ignore_eos: true, ..SamplingParams::greedy() }), Some(&cancel), |_| true)
+        .unwrap();
+    canceller.join().unwrap();
+    assert_eq!(done.finish_reason, FinishReason::Cancelled);
+    assert!(done.tokens_out < 4000);
+}
+
+#[test]
+fn async_stream_delivers_pieces_and_cancels() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    rt.block_on(async {
+        // Full stream: pieces then Done, and they agree.
+        let mut stream = model().stream_chat(chat("What is the capital of France?", greedy(32)));
+        let mut text = String::new();
+        let done = loop {
+            match stream.next().await.expect("stream ends with Done") {
+                StreamEvent::Piece(p) => text.push_str(&p),
+                StreamEvent::Done(d) => break d,
+                StreamEvent::Error(e) => panic!("{e}"),
+            }
+        };
+        assert_eq!(text, done.text.as_str());
+        assert!(text.contains("Paris"));
+
+        // Cancelled stream.
+        let params = SamplingParams { ignore_eos: true, ..greedy(500) };
+        let mut stream = model().stream_generate(GenerateRequest::new("Count to one thousand:", params));
+        let mut pieces = 0;
+        let done = loop {
+            match stream.next().await.expect("stream ends with Done") {
+                StreamEvent::Piece(_) => {
+                    pieces += 1;
+                    if pieces == 3 {
+                        stream.cancel();
+                    }
+                }
+                StreamEvent::Done(d) => break d,
+                StreamEvent::Error(e) => panic!("{e}"),
+            }
+        };
+        assert_eq!(done.finish_reason, FinishReason::Cancelled);
+        assert!(done.tokens_out < 500);
+    });
+}
+
+#[test]
+fn json_schema_constrains_the_output() {
+    let schema = r#"{"type":"object","properties":{"city":{"type":"string","maxLength":24}},"required":["city"],"additionalProperties":false}"#;
+    let params = SamplingParams { json_schema: ROption::RSome(schema.into()), ..greedy(60) };
+    let done = model().chat(&chat("What is the capital of France? Answer in JSON.", params), |_| true).unwrap();
+    let value: serde_json::Value = serde_json::from_str(done.text.trim()).unwrap_or_else(|e| panic!("{e}: {:?}", done.text));
+    assert!(value["city"].is_string(), "{value}");
+}
+
+#[test]
+fn bad_requests_are_clear_errors() {
+    let err = model()
+        .generate(&GenerateRequest { prompt_tokens: vec![1, 999_999].into(), ..GenerateRequest::new("", greedy(1)) }, |_| true)
+        .unwrap_err();
+    assert!(matches!(&err, Error::Plugin { source, .. } if source.kind == ErrorKind::InvalidInput), "{err}");
+    let err = model().chat(&ChatRequest { messages: Default::default(), params: greedy(1) }, |_| true).unwrap_err();
+    assert!(matches!(&err, Error::Plugin { source, .. } if source.kind == ErrorKind::InvalidInput), "{err}");
+    let err = model()
+        .generate(&GenerateRequest::new("x", SamplingParams { grammar: ROption::RSome("root ::= (".into()), ..greedy(1) }), |_| true)
+        .unwrap_err();
+    assert!(matches!(&err, Error::Plugin { source, .. } if source.kind == ErrorKind::InvalidInput), "{err}");
+}
+
+#[test]
+fn truncated_or_corrupt_gguf_is_an_error_not_a_crash() {
+    let (manager, _) = shared_smollm2();
+    let llm = manager.llm("gguf").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let full = std::fs::read(smollm2()).unwrap();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("half.gguf", full[..full.len() / 2].to_vec()),
+        ("header-only.gguf", full[..4096].to_vec()),
+        ("magic-only.gguf", full[..6].to_vec()),
+        ("empty.gguf", Vec::new()),
+        ("garbage.gguf", (0..10_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()),
+    ];
+    for (name, bytes) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let err = llm.load(&LoadModelParams::new(path.to_string_lossy())).unwrap_err();
+        match &err {
+            Error::Plugin { source, .. } => {
+                assert_eq!(source.kind, ErrorKind::InvalidModel, "{name}: {err}");
+                assert!(source.message.contains(name), "{name}: the message names the file: {err}");
+            }
+            other => panic!("{name}: unexpected {other}"),
+        }
+    }
+    let err = llm.load(&LoadModelParams::new("/nonexistent/model.gguf")).unwrap_err();
+    assert!(matches!(&err, Error::Plugin { source, .. } if source.kind == ErrorKind::NotFound), "{err}");
+    // The process and the plugin keep working.
+    let done = model().generate(&GenerateRequest::new("Hello", greedy(2)), |_| true).unwrap();
+    assert_eq!(done.tokens_out, 2);
+}

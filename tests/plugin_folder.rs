@@ -1,0 +1,116 @@
+//! A plugin folder with good and bad files: the good plugin loads, every bad
+//! file is reported with its path and a specific reason, and panics inside a
+//! plugin become errors.
+
+use std::{path::Path, process::Command};
+
+use rustai_core::{
+    abi::{ErrorKind, HealthStatus, LoadModelParams},
+    Error, PluginManager, RejectReason,
+};
+use test_support::{dylib_name, fixture, gguf_plugin};
+
+/// Compile a real shared library that is not a RustAI plugin.
+fn c_library(dir: &Path) -> std::path::PathBuf {
+    let src = dir.join("plain.c");
+    std::fs::write(&src, "int plain_add(int a, int b) { return a + b; }\n").unwrap();
+    let out = dir.join(dylib_name("plain"));
+    let status = Command::new("cc").args(["-shared", "-fPIC", "-o"]).arg(&out).arg(&src).status().expect("cc runs");
+    assert!(status.success());
+    std::fs::remove_file(src).unwrap();
+    out
+}
+
+fn reason_for<'a>(manager: &'a PluginManager, file: &str) -> &'a RejectReason {
+    &manager
+        .rejected()
+        .iter()
+        .find(|r| r.path.file_name().unwrap() == file)
+        .unwrap_or_else(|| panic!("{file} should be rejected; rejected: {:?}", manager.rejected()))
+        .reason
+}
+
+#[test]
+fn good_plugin_loads_and_each_bad_file_has_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(gguf_plugin(), dir.path().join(dylib_name("rustai_gguf"))).unwrap();
+    let plain = c_library(dir.path());
+    std::fs::write(dir.path().join(dylib_name("empty")), b"").unwrap();
+    std::fs::copy(fixture("fixture_future_api"), dir.path().join(dylib_name("fixture_future_api"))).unwrap();
+    std::fs::write(dir.path().join(dylib_name("notes")), "these are notes, not a library; long enough to sniff\n".repeat(3)).unwrap();
+    std::fs::write(dir.path().join("README.txt"), "not a library name: ignored").unwrap();
+
+    let manager = PluginManager::from_dirs([dir.path()]).unwrap();
+    let ids: Vec<&str> = manager.plugins().iter().map(|p| p.id()).collect();
+    assert_eq!(ids, ["gguf"]);
+    assert_eq!(manager.rejected().len(), 4, "{:#?}", manager.rejected());
+
+    assert_eq!(reason_for(&manager, plain.file_name().unwrap().to_str().unwrap()), &RejectReason::NotAPlugin);
+    assert_eq!(reason_for(&manager, &dylib_name("empty")), &RejectReason::TooShort { size: 0 });
+    match reason_for(&manager, &dylib_name("fixture_future_api")) {
+        RejectReason::IncompatibleApi { plugin, host } => {
+            assert_eq!(plugin, "1.0.0");
+            assert_eq!(host, rustai_core::abi::API_VERSION);
+        }
+        other => panic!("unexpected {other}"),
+    }
+    assert!(matches!(reason_for(&manager, &dylib_name("notes")), RejectReason::NotASharedLibrary { looks_like } if looks_like == "text"));
+
+    // Every rejection prints its path and an actionable reason.
+    for r in manager.rejected() {
+        let line = r.to_string();
+        assert!(line.contains(dir.path().to_str().unwrap()), "{line}");
+    }
+    assert!(reason_for(&manager, &dylib_name("fixture_future_api")).to_string().contains("rebuild the plugin"));
+
+    let gguf = manager.get("gguf").unwrap();
+    assert_eq!(gguf.health().status, HealthStatus::Healthy);
+    assert_eq!(gguf.info().api_version.as_str(), rustai_core::abi::API_VERSION);
+    assert!(gguf.reads_format("gguf") && gguf.has_feature("streaming"));
+}
+
+#[test]
+fn duplicate_ids_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture("fixture_panicky"), dir.path().join(dylib_name("a_panicky"))).unwrap();
+    std::fs::copy(fixture("fixture_panicky"), dir.path().join(dylib_name("b_panicky"))).unwrap();
+    let manager = PluginManager::from_dirs([dir.path()]).unwrap();
+    assert_eq!(manager.plugins().len(), 1);
+    match reason_for(&manager, &dylib_name("b_panicky")) {
+        RejectReason::DuplicateId { id, loaded_from } => {
+            assert_eq!(id, "panicky");
+            assert!(loaded_from.ends_with(dylib_name("a_panicky")));
+        }
+        other => panic!("unexpected {other}"),
+    }
+}
+
+#[test]
+fn a_panic_in_a_plugin_becomes_an_error_and_degrades_health() {
+    let mut manager = PluginManager::new().unwrap();
+    let plugin = manager.load_file(&fixture("fixture_panicky")).expect("loads");
+    assert_eq!(plugin.health().status, HealthStatus::Healthy);
+    let llm = manager.llm("panicky").unwrap();
+    for _ in 0..3 {
+        let err = llm.load(&LoadModelParams::new("whatever.bin")).unwrap_err();
+        match &err {
+            Error::Plugin { plugin, source } => {
+                assert_eq!(plugin, "panicky");
+                assert_eq!(source.kind, ErrorKind::Panicked);
+                assert!(source.message.contains("deliberate panic while loading whatever.bin"), "{err}");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    let health = plugin.health();
+    assert_eq!(health.status, HealthStatus::Degraded);
+    assert!(health.message.contains("load_model"), "{}", health.message);
+}
+
+#[test]
+fn missing_folders_are_skipped_and_unknown_plugins_are_errors() {
+    let manager = PluginManager::from_dirs(["/nonexistent/plugins"]).unwrap();
+    assert!(manager.plugins().is_empty() && manager.rejected().is_empty());
+    assert!(matches!(manager.llm("gguf"), Err(Error::UnknownPlugin(_))));
+    assert!(matches!(manager.llm_for_format("gguf"), Err(Error::NoPluginFor(_))));
+}
