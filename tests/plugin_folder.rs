@@ -21,10 +21,10 @@ fn c_library(dir: &Path) -> std::path::PathBuf {
     out
 }
 
-fn reason_for<'a>(manager: &'a PluginManager, file: &str) -> &'a RejectReason {
-    &manager
+fn reason_for(manager: &PluginManager, file: &str) -> RejectReason {
+    manager
         .rejected()
-        .iter()
+        .into_iter()
         .find(|r| r.path.file_name().unwrap() == file)
         .unwrap_or_else(|| panic!("{file} should be rejected; rejected: {:?}", manager.rejected()))
         .reason
@@ -41,12 +41,12 @@ fn good_plugin_loads_and_each_bad_file_has_a_reason() {
     std::fs::write(dir.path().join("README.txt"), "not a library name: ignored").unwrap();
 
     let manager = PluginManager::from_dirs([dir.path()]).unwrap();
-    let ids: Vec<&str> = manager.plugins().iter().map(|p| p.id()).collect();
+    let ids: Vec<String> = manager.plugins().iter().map(|p| p.id().to_owned()).collect();
     assert_eq!(ids, ["gguf"]);
     assert_eq!(manager.rejected().len(), 4, "{:#?}", manager.rejected());
 
-    assert_eq!(reason_for(&manager, plain.file_name().unwrap().to_str().unwrap()), &RejectReason::NotAPlugin);
-    assert_eq!(reason_for(&manager, &dylib_name("empty")), &RejectReason::TooShort { size: 0 });
+    assert_eq!(reason_for(&manager, plain.file_name().unwrap().to_str().unwrap()), RejectReason::NotAPlugin);
+    assert_eq!(reason_for(&manager, &dylib_name("empty")), RejectReason::TooShort { size: 0 });
     match reason_for(&manager, &dylib_name("fixture_future_api")) {
         RejectReason::IncompatibleApi { plugin, host } => {
             assert_eq!(plugin, "1.0.0");
@@ -87,7 +87,7 @@ fn duplicate_ids_are_rejected() {
 
 #[test]
 fn a_panic_in_a_plugin_becomes_an_error_and_degrades_health() {
-    let mut manager = PluginManager::new().unwrap();
+    let manager = PluginManager::new().unwrap();
     let plugin = manager.load_file(&fixture("fixture_panicky")).expect("loads");
     assert_eq!(plugin.health().status, HealthStatus::Healthy);
     let llm = manager.llm("panicky").unwrap();

@@ -27,8 +27,8 @@ pub(crate) enum Command {
     Run(RunArgs),
     /// Chat with a model interactively (/bye to quit, /reset to forget).
     Chat(ChatArgs),
-    /// List loaded plugins and rejected plugin files.
-    Plugins,
+    /// List loaded plugins and rejected plugin files; --watch shows lifecycle events live.
+    Plugins(PluginsArgs),
     /// List model files found in the model folders.
     Models,
     /// Measure prompt processing and generation speed (like llama-bench).
@@ -120,6 +120,14 @@ pub(crate) struct ChatArgs {
     /// Print timings after each reply.
     #[arg(short, long)]
     pub(crate) verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PluginsArgs {
+    /// Keep running and print plugin lifecycle events (loaded, reloaded, rejected, retired)
+    /// as plugin files are added, replaced or removed. Ctrl-C stops.
+    #[arg(long)]
+    pub(crate) watch: bool,
 }
 
 #[derive(Debug, Args)]

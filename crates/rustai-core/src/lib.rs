@@ -17,8 +17,13 @@
 //! ```
 //!
 //! ## Layout
-//! - [`manager`]: [`PluginManager`], folder discovery, the loaded-plugin list and rejections.
+//! - [`manager`]: [`PluginManager`]: folders, the serving plugins, rejections, and
+//!   [`PluginManager::sync_path`], which loads, reloads (load new, retire old) or retires.
+//! - [`watch`]: [`PluginWatcher`]: notify-based, debounced hot reload of plugin folders.
+//! - [`events`]: [`PluginEvent`] lifecycle events, logged and broadcast.
 //! - [`loader`]: one file: sniff, private copy, dlopen, layout/API/id checks, instantiate.
+//! - [`trust`]: folder permission checks and the sha256 allowlist (`plugins.lock`).
+//! - [`pool`]: [`ModelPool`]: shared loaded models that follow plugin reloads.
 //! - [`llm`]: [`Llm`] / [`LlmModel`]: blocking generation with a callback, async
 //!   [`TokenStream`]s, [`CancelToken`].
 //! - [`models`]: model files on disk, format detection by content, name resolution.
@@ -28,10 +33,14 @@
 //! HTTP stack; everything model-specific happens in plugins.
 
 pub mod error;
+pub mod events;
 pub mod llm;
 pub mod loader;
 pub mod manager;
 pub mod models;
+pub mod pool;
+pub mod trust;
+pub mod watch;
 
 /// The plugin ABI, re-exported so applications need only this crate.
 pub use rustai_abi as abi;
@@ -39,5 +48,9 @@ pub use rustai_abi as abi;
 pub use error::{Error, Result};
 pub use llm::{CancelToken, Llm, LlmModel, StreamEvent, TokenStream};
 pub use loader::RejectReason;
-pub use manager::{LoadedPlugin, PluginManager, Rejected};
+pub use events::{EventKind, PluginEvent};
+pub use manager::{LoadedPlugin, PluginManager, Rejected, SyncOutcome};
 pub use models::{ModelFile, ModelFormat};
+pub use pool::ModelPool;
+pub use trust::TrustPolicy;
+pub use watch::PluginWatcher;

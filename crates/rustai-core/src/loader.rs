@@ -59,6 +59,15 @@ pub enum RejectReason {
     },
     /// The plugin failed (or panicked) while starting.
     StartFailed(PluginError),
+    /// The file or its folder can be changed by other users.
+    UnsafeLocation(String),
+    /// An allowlist is in force and does not list this file's digest.
+    NotAllowed {
+        /// The file's sha256.
+        digest: String,
+        /// The file's name, for the line that approves it.
+        file: String,
+    },
 }
 
 impl fmt::Display for RejectReason {
@@ -90,12 +99,28 @@ impl fmt::Display for RejectReason {
                 write!(f, "a plugin with id `{id}` is already loaded from {}", loaded_from.display())
             }
             Self::StartFailed(e) => write!(f, "the plugin failed to start: {e}"),
+            Self::UnsafeLocation(why) => write!(f, "refused for safety: {why}"),
+            Self::NotAllowed { digest, file } => write!(
+                f,
+                "its sha256 {digest} is not in the allowlist; to approve it, add this line to {}: {digest}  {file}",
+                crate::trust::LOCK_FILE
+            ),
         }
     }
 }
 
+/// What the host trusts, for the folder a file is in.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TrustCheck {
+    /// When set, only these sha256 digests load.
+    pub(crate) allowed: Option<std::collections::HashSet<String>>,
+    /// Refuse files and folders other users can write to.
+    pub(crate) check_permissions: bool,
+}
+
 /// A library that passed every check, instantiated and initialised.
 pub(crate) struct Loaded {
+    pub(crate) digest: String,
     pub(crate) handshake: Handshake,
     pub(crate) info: PluginInfo,
     pub(crate) instance: PluginInstance,
@@ -200,9 +225,25 @@ fn valid_id(id: &str) -> bool {
 }
 
 /// Load and check the plugin at `path`.
-pub(crate) fn load(path: &Path, shadow_dir: &Path) -> Result<Loaded, RejectReason> {
+pub(crate) fn load(path: &Path, shadow_dir: &Path, trust: &TrustCheck) -> Result<Loaded, RejectReason> {
+    if trust.check_permissions {
+        for location in [path.parent().unwrap_or(Path::new(".")), path] {
+            if let Some(why) = crate::trust::unsafe_location(location) {
+                return Err(RejectReason::UnsafeLocation(why));
+            }
+        }
+    }
     sniff(path)?;
     let copy = shadow_copy(path, shadow_dir)?;
+    // The digest is of the bytes that will actually be mapped, not of a file that may change.
+    let digest = crate::trust::sha256_file(&copy).map_err(|e| RejectReason::Unreadable(e.to_string()))?;
+    if let Some(allowed) = &trust.allowed {
+        if !allowed.contains(&digest) {
+            let _ = fs::remove_file(&copy);
+            let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            return Err(RejectReason::NotAllowed { digest, file });
+        }
+    }
     let header = lib_header_from_path(&copy);
     // The mapping stays valid after the copy is removed (on Unix); the library is never unloaded.
     #[cfg(unix)]
@@ -226,7 +267,7 @@ pub(crate) fn load(path: &Path, shadow_dir: &Path) -> Result<Loaded, RejectReaso
         )));
     }
     instance.plugin.init("{}".into()).into_result().map_err(RejectReason::StartFailed)?;
-    Ok(Loaded { handshake, info, instance })
+    Ok(Loaded { digest, handshake, info, instance })
 }
 
 #[cfg(test)]

@@ -1,31 +1,60 @@
-//! The plugin manager: finds plugin files in folders, loads the good ones,
-//! remembers why the others were rejected, and hands out typed handles.
+//! The plugin manager: loads plugin files from folders, swaps in new builds,
+//! retires old ones, remembers why files were rejected, hands out typed handles.
+//!
+//! Loaded plugins are shared as `Arc<LoadedPlugin>`: a request holds the
+//! instance it started on, so a reload never pulls a plugin out from under a
+//! running call. When the last holder of a replaced or removed instance lets
+//! go, the instance is shut down (its models freed) and a `retired` event is
+//! sent; the library itself stays mapped (it is never dlclosed).
 
 use std::{
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, RwLock,
+    },
+    time::SystemTime,
 };
 
 use rustai_abi::{Category, Handshake, Health, PluginInfo, PluginInstance};
-use tracing::{info, warn};
+use tokio::sync::broadcast;
 
 use crate::{
     error::{Error, Result},
+    events::{EventKind, Events, PluginEvent},
     llm::Llm,
-    loader::{self, is_library_path, RejectReason},
+    loader::{self, is_library_path, RejectReason, TrustCheck},
+    trust::{self, TrustPolicy},
 };
 
-/// A plugin that is loaded and serving.
+/// A plugin instance that is loaded (and serving, unless it has been replaced).
 pub struct LoadedPlugin {
     info: PluginInfo,
     handshake: Handshake,
     path: PathBuf,
+    digest: String,
+    generation: u64,
+    loaded_at: SystemTime,
+    events: Events,
     pub(crate) instance: PluginInstance,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedPlugin").field("id", &self.id()).field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("LoadedPlugin")
+            .field("id", &self.id())
+            .field("version", &self.version())
+            .field("path", &self.path)
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for LoadedPlugin {
+    fn drop(&mut self) {
+        // The last request on this instance is done: free its models. The code stays mapped.
+        let detail = self.instance.plugin.shutdown().into_result().err().map(|e| format!("shutdown failed: {e}"));
+        self.events.emit(EventKind::Retired, &self.path, Some(self.id()), Some(self.version()), detail);
     }
 }
 
@@ -33,6 +62,10 @@ impl LoadedPlugin {
     /// The plugin's id.
     pub fn id(&self) -> &str {
         self.info.id.as_str()
+    }
+    /// The plugin's own version.
+    pub fn version(&self) -> &str {
+        self.info.version.as_str()
     }
     /// Everything the plugin says about itself.
     pub fn info(&self) -> &PluginInfo {
@@ -45,6 +78,18 @@ impl LoadedPlugin {
     /// The file it was loaded from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+    /// The sha256 of the loaded library.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+    /// Increases with every load in this manager; tells instances of one plugin apart.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+    /// When it was loaded.
+    pub fn loaded_at(&self) -> SystemTime {
+        self.loaded_at
     }
     /// Ask the plugin for its health.
     pub fn health(&self) -> Health {
@@ -89,132 +134,320 @@ impl std::fmt::Display for Rejected {
     }
 }
 
-/// Loads plugins and keeps them.
-pub struct PluginManager {
+/// What [`PluginManager::sync_path`] did.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum SyncOutcome {
+    /// A new plugin is serving.
+    Loaded(Arc<LoadedPlugin>),
+    /// A new build replaced the previous instance.
+    Reloaded(Arc<LoadedPlugin>),
+    /// The file has the digest of the instance already loaded from it.
+    Unchanged,
+    /// The file was rejected; a previous instance, if any, keeps serving.
+    Rejected(Rejected),
+    /// The file is gone; the plugin loaded from it was retired.
+    Removed,
+    /// Nothing was loaded from this path and there is nothing there to load.
+    Nothing,
+}
+
+#[derive(Default)]
+struct State {
     plugins: Vec<Arc<LoadedPlugin>>,
     rejected: Vec<Rejected>,
+}
+
+struct Inner {
+    state: RwLock<State>,
+    /// Serialises loads, so the checks and the swap of one file are atomic.
+    load_lock: Mutex<()>,
+    events: Events,
+    trust: TrustPolicy,
+    dirs: RwLock<Vec<PathBuf>>,
+    generations: AtomicU64,
     /// Private copies of plugin files are made here before loading.
     shadow_dir: tempfile::TempDir,
 }
 
+/// Loads plugins and keeps them. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct PluginManager {
+    inner: Arc<Inner>,
+}
+
 impl std::fmt::Debug for PluginManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginManager").field("plugins", &self.plugins).field("rejected", &self.rejected).finish()
+        f.debug_struct("PluginManager").field("plugins", &self.plugins()).field("rejected", &self.rejected()).finish()
     }
 }
 
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+
 impl PluginManager {
-    /// An empty manager.
+    /// An empty manager with the default trust policy.
     pub fn new() -> Result<Self> {
+        Self::with_trust(TrustPolicy::default())
+    }
+
+    /// An empty manager with `trust`.
+    pub fn with_trust(trust: TrustPolicy) -> Result<Self> {
         let shadow_dir = tempfile::Builder::new()
             .prefix("rustai-plugins-")
             .tempdir()
             .map_err(|e| Error::io(std::env::temp_dir(), e))?;
-        Ok(Self { plugins: Vec::new(), rejected: Vec::new(), shadow_dir })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                state: RwLock::default(),
+                load_lock: Mutex::new(()),
+                events: Events::default(),
+                trust,
+                dirs: RwLock::default(),
+                generations: AtomicU64::new(0),
+                shadow_dir,
+            }),
+        })
     }
 
     /// A manager with every plugin found in `dirs` loaded. Folders that do not
-    /// exist are skipped; bad files are recorded in [`Self::rejected`].
+    /// exist are remembered (for watching) but skipped; bad files are recorded in
+    /// [`Self::rejected`].
     pub fn from_dirs<P: AsRef<Path>>(dirs: impl IntoIterator<Item = P>) -> Result<Self> {
-        let mut manager = Self::new()?;
+        let manager = Self::new()?;
         for dir in dirs {
-            let dir = dir.as_ref();
-            if dir.is_dir() {
-                manager.load_dir(dir)?;
-            }
+            manager.load_dir(dir.as_ref())?;
         }
         Ok(manager)
     }
 
-    /// Load every `*.so` / `*.dylib` / `*.dll` directly inside `dir`, in name order.
-    pub fn load_dir(&mut self, dir: &Path) -> Result<()> {
-        let mut files = Vec::new();
-        for entry in walkdir::WalkDir::new(dir).min_depth(1).max_depth(1).sort_by_file_name() {
-            let entry = entry.map_err(|e| {
-                let path = e.path().unwrap_or(dir).to_path_buf();
-                Error::io(path, e.into_io_error().unwrap_or_else(|| std::io::Error::other("walk failed")))
-            })?;
-            let hidden = entry.file_name().to_string_lossy().starts_with('.');
-            if !hidden && entry.file_type().is_file() && is_library_path(entry.path()) {
-                files.push(entry.into_path());
+    /// Manage `dir`: load every `*.so` / `*.dylib` / `*.dll` directly inside it, in name order.
+    pub fn load_dir(&self, dir: &Path) -> Result<()> {
+        let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        {
+            let mut dirs = write(&self.inner.dirs);
+            if !dirs.contains(&dir) {
+                dirs.push(dir.clone());
             }
         }
-        for file in files {
-            // Rejections are recorded, not fatal.
-            let _ = self.load_file(&file);
+        if !dir.is_dir() {
+            return Ok(());
+        }
+        for file in plugin_files(&dir)? {
+            self.sync_path(&file);
         }
         Ok(())
     }
 
-    /// Load one plugin file.
-    pub fn load_file(&mut self, path: &Path) -> std::result::Result<Arc<LoadedPlugin>, Rejected> {
-        let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-        let outcome = loader::load(&path, self.shadow_dir.path()).and_then(|loaded| {
-            if let Some(other) = self.get(loaded.info.id.as_str()) {
-                // The duplicate was instantiated; shut it down again (its library stays mapped).
-                let _ = loaded.instance.plugin.shutdown();
-                return Err(RejectReason::DuplicateId { id: loaded.info.id.to_string(), loaded_from: other.path.clone() });
-            }
-            Ok(loaded)
-        });
-        match outcome {
-            Ok(loaded) => {
-                let plugin = Arc::new(LoadedPlugin {
-                    info: loaded.info,
-                    handshake: loaded.handshake,
-                    path: path.clone(),
-                    instance: loaded.instance,
-                });
-                info!(id = plugin.id(), version = %plugin.info.version, path = %path.display(), "plugin loaded");
-                self.plugins.push(Arc::clone(&plugin));
-                Ok(plugin)
-            }
-            Err(reason) => {
-                let rejected = Rejected { path, reason };
-                warn!("plugin rejected: {rejected}");
-                self.rejected.push(rejected.clone());
-                Err(rejected)
+    /// The folders this manager manages.
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        read(&self.inner.dirs).clone()
+    }
+
+    /// Load one plugin file (or reload it, if it was loaded before and changed).
+    pub fn load_file(&self, path: &Path) -> std::result::Result<Arc<LoadedPlugin>, Rejected> {
+        match self.sync_path(path) {
+            SyncOutcome::Loaded(p) | SyncOutcome::Reloaded(p) => Ok(p),
+            SyncOutcome::Rejected(r) => Err(r),
+            _ => {
+                let path = absolute(path);
+                match self.plugins().into_iter().find(|p| p.path == path) {
+                    Some(p) => Ok(p),
+                    None => Err(Rejected { reason: RejectReason::Unreadable("no such file".into()), path }),
+                }
             }
         }
     }
 
-    /// Loaded plugins, in load order.
-    pub fn plugins(&self) -> &[Arc<LoadedPlugin>] {
-        &self.plugins
+    /// Bring the plugin at `path` in line with the file system: load it if it
+    /// is new, swap in a changed build (only if it passes every check), retire
+    /// the plugin if the file is gone. This is what the watcher calls.
+    pub fn sync_path(&self, path: &Path) -> SyncOutcome {
+        let path = absolute(path);
+        let _serial = self.inner.load_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let events = &self.inner.events;
+        let existing = read(&self.inner.state).plugins.iter().find(|p| p.path == path).cloned();
+
+        if !path.is_file() {
+            let mut state = write(&self.inner.state);
+            state.rejected.retain(|r| r.path != path);
+            return match existing {
+                Some(old) => {
+                    state.plugins.retain(|p| !Arc::ptr_eq(p, &old));
+                    tracing::info!(id = old.id(), path = %path.display(), "plugin file removed; retiring once idle");
+                    SyncOutcome::Removed
+                }
+                None => SyncOutcome::Nothing,
+            };
+        }
+        if let Some(old) = &existing {
+            if trust::sha256_file(&path).is_ok_and(|d| d == old.digest) {
+                return SyncOutcome::Unchanged;
+            }
+            events.emit(EventKind::Reloading, &path, Some(old.id()), Some(old.version()), None);
+        } else {
+            events.emit(EventKind::Discovered, &path, None, None, None);
+        }
+
+        let outcome = self.trust_check(&path).and_then(|check| loader::load(&path, self.inner.shadow_dir.path(), &check));
+        let loaded = outcome.and_then(|loaded| {
+            let clash = read(&self.inner.state).plugins.iter().find(|p| p.id() == loaded.info.id.as_str() && p.path != path).cloned();
+            match clash {
+                Some(other) => {
+                    // Instantiated already: shut it down again (the library stays mapped).
+                    let _ = loaded.instance.plugin.shutdown();
+                    Err(RejectReason::DuplicateId { id: loaded.info.id.to_string(), loaded_from: other.path.clone() })
+                }
+                None => Ok(loaded),
+            }
+        });
+        let loaded = match loaded {
+            Ok(l) => l,
+            Err(reason) => {
+                let rejected = Rejected { path: path.clone(), reason };
+                let detail = match &existing {
+                    Some(old) => format!("{}; version {} keeps serving", rejected.reason, old.version()),
+                    None => rejected.reason.to_string(),
+                };
+                events.emit(EventKind::Rejected, &path, existing.as_ref().map(|p| p.id()), None, Some(detail));
+                let mut state = write(&self.inner.state);
+                state.rejected.retain(|r| r.path != path);
+                state.rejected.push(rejected.clone());
+                return SyncOutcome::Rejected(rejected);
+            }
+        };
+        let id = loaded.info.id.to_string();
+        let version = loaded.info.version.to_string();
+        events.emit(EventKind::Validated, &path, Some(&id), Some(&version), Some(format!("sha256 {}", loaded.digest)));
+        let plugin = Arc::new(LoadedPlugin {
+            info: loaded.info,
+            handshake: loaded.handshake,
+            path: path.clone(),
+            digest: loaded.digest,
+            generation: self.inner.generations.fetch_add(1, Ordering::Relaxed) + 1,
+            loaded_at: SystemTime::now(),
+            events: events.clone(),
+            instance: loaded.instance,
+        });
+        events.emit(EventKind::Loaded, &path, Some(&id), Some(&version), None);
+        {
+            let mut state = write(&self.inner.state);
+            state.rejected.retain(|r| r.path != path);
+            match state.plugins.iter_mut().find(|p| p.path == path) {
+                Some(slot) => *slot = Arc::clone(&plugin),
+                None => state.plugins.push(Arc::clone(&plugin)),
+            }
+        }
+        match existing {
+            Some(old) => {
+                let detail = format!("replaces version {}; it retires after its last request", old.version());
+                drop(old);
+                events.emit(EventKind::Reloaded, &path, Some(&id), Some(&version), Some(detail));
+                SyncOutcome::Reloaded(plugin)
+            }
+            None => {
+                events.emit(EventKind::Active, &path, Some(&id), Some(&version), None);
+                SyncOutcome::Loaded(plugin)
+            }
+        }
     }
 
-    /// Files that were not loaded, with reasons.
-    pub fn rejected(&self) -> &[Rejected] {
-        &self.rejected
+    fn trust_check(&self, path: &Path) -> std::result::Result<TrustCheck, RejectReason> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let lock = trust::lock_file_digests(dir)
+            .map_err(|e| RejectReason::Unreadable(format!("{}: {e}", dir.join(trust::LOCK_FILE).display())))?;
+        let policy = &self.inner.trust;
+        let allowed = match lock {
+            Some(mut digests) => {
+                digests.extend(policy.allowed_digests.iter().cloned());
+                Some(digests)
+            }
+            None if !policy.allowed_digests.is_empty() => Some(policy.allowed_digests.clone()),
+            None => None,
+        };
+        Ok(TrustCheck { allowed, check_permissions: !policy.skip_permission_check })
     }
 
-    /// The plugin with id `id`.
-    pub fn get(&self, id: &str) -> Option<&Arc<LoadedPlugin>> {
-        self.plugins.iter().find(|p| p.id() == id)
+    /// Lifecycle events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<PluginEvent> {
+        self.inner.events.subscribe()
     }
 
-    /// Plugins of category `category`.
-    pub fn by_category(&self, category: Category) -> impl Iterator<Item = &Arc<LoadedPlugin>> {
-        self.plugins.iter().filter(move |p| p.info.category == category)
+    /// The serving plugins, in load order.
+    pub fn plugins(&self) -> Vec<Arc<LoadedPlugin>> {
+        read(&self.inner.state).plugins.clone()
     }
 
-    /// Plugins advertising capability feature `feature`.
-    pub fn with_feature<'a>(&'a self, feature: &'a str) -> impl Iterator<Item = &'a Arc<LoadedPlugin>> {
-        self.plugins.iter().filter(move |p| p.has_feature(feature))
+    /// Files that are not loaded, with reasons (the latest attempt per file).
+    pub fn rejected(&self) -> Vec<Rejected> {
+        read(&self.inner.state).rejected.clone()
     }
 
-    /// The text-generation interface of plugin `id`.
+    /// The serving plugin with id `id`.
+    pub fn get(&self, id: &str) -> Option<Arc<LoadedPlugin>> {
+        read(&self.inner.state).plugins.iter().find(|p| p.id() == id).cloned()
+    }
+
+    /// Serving plugins of category `category`.
+    pub fn by_category(&self, category: Category) -> Vec<Arc<LoadedPlugin>> {
+        read(&self.inner.state).plugins.iter().filter(|p| p.info.category == category).cloned().collect()
+    }
+
+    /// Serving plugins advertising capability feature `feature`.
+    pub fn with_feature(&self, feature: &str) -> Vec<Arc<LoadedPlugin>> {
+        read(&self.inner.state).plugins.iter().filter(|p| p.has_feature(feature)).cloned().collect()
+    }
+
+    /// The text-generation interface of plugin `id` (its current instance).
     pub fn llm(&self, id: &str) -> Result<Llm> {
         let plugin = self.get(id).ok_or_else(|| Error::UnknownPlugin(id.to_owned()))?;
-        Llm::new(Arc::clone(plugin))
+        Llm::new(plugin)
     }
 
     /// The first text-generation plugin that reads model format `format`.
     pub fn llm_for_format(&self, format: &str) -> Result<Llm> {
-        self.plugins
+        read(&self.inner.state)
+            .plugins
             .iter()
             .find(|p| p.instance.llm.is_some() && p.reads_format(format))
+            .cloned()
             .ok_or_else(|| Error::NoPluginFor(format!("generates text from {format} models")))
-            .and_then(|p| Llm::new(Arc::clone(p)))
+            .and_then(Llm::new)
     }
+}
+
+/// `path` made absolute (without resolving symlinks of the file itself, so a
+/// removed file still maps to the same key).
+fn absolute(path: &Path) -> PathBuf {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    match (dir.canonicalize(), path.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Plugin candidates directly inside `dir`: library extensions, not hidden, sorted.
+pub(crate) fn plugin_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(dir).min_depth(1).max_depth(1).sort_by_file_name() {
+        let entry = entry.map_err(|e| {
+            let path = e.path().unwrap_or(dir).to_path_buf();
+            Error::io(path, e.into_io_error().unwrap_or_else(|| std::io::Error::other("walk failed")))
+        })?;
+        if entry.file_type().is_file() && is_candidate(entry.path()) {
+            files.push(entry.into_path());
+        }
+    }
+    Ok(files)
+}
+
+/// Whether `path` names a plugin candidate (a library extension, not a hidden file).
+pub(crate) fn is_candidate(path: &Path) -> bool {
+    let hidden = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+    !hidden && is_library_path(path)
 }

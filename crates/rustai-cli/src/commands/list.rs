@@ -3,11 +3,17 @@
 use anyhow::Result;
 use rustai_core::{abi::HealthStatus, models};
 
-use crate::{cli::Cli, session};
+use crate::{
+    cli::{Cli, PluginsArgs},
+    session,
+};
 
-pub(crate) fn plugins(cli: &Cli) -> Result<()> {
+pub(crate) fn plugins(cli: &Cli, args: &PluginsArgs) -> Result<()> {
     let manager = session::plugins(cli)?;
     let dirs = session::plugin_dirs(cli);
+    if args.watch {
+        return watch(&manager);
+    }
     if manager.plugins().is_empty() && manager.rejected().is_empty() {
         println!(
             "no plugins found in {} (build them with scripts/build-plugins.sh)",
@@ -40,6 +46,27 @@ pub(crate) fn plugins(cli: &Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Print the current state, then every lifecycle event until interrupted.
+fn watch(manager: &rustai_core::PluginManager) -> Result<()> {
+    let mut events = manager.subscribe();
+    let watcher = manager.watch()?;
+    let dirs: Vec<String> = watcher.dirs().iter().map(|d| d.display().to_string()).collect();
+    println!("watching {} (Ctrl-C stops)", dirs.join(", "));
+    for p in manager.plugins() {
+        println!("{:<10} {} {} ({})", "active", p.id(), p.version(), p.path().display());
+    }
+    for r in manager.rejected() {
+        println!("{:<10} ({}): {}", "rejected", r.path.display(), r.reason);
+    }
+    loop {
+        match events.blocking_recv() {
+            Ok(event) => println!("{event}"),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => println!("({n} events missed)"),
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+        }
+    }
 }
 
 pub(crate) fn models(cli: &Cli) -> Result<()> {

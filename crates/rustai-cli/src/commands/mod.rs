@@ -13,7 +13,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Run(args) => run::run(&cli, args),
         Command::Chat(args) => chat::run(&cli, args),
-        Command::Plugins => list::plugins(&cli),
+        Command::Plugins(args) => list::plugins(&cli, args),
         Command::Models => list::models(&cli),
         Command::Bench(args) => bench::run(&cli, args),
     }
