@@ -59,3 +59,70 @@ pub fn shared_smollm2() -> &'static (PluginManager, Arc<LlmModel>) {
         (manager, Arc::new(model))
     })
 }
+
+/// Copy `src` into `dir` as `name` the way installers do: write a hidden
+/// temporary file, then rename it over the target (atomic for watchers).
+pub fn install(src: &Path, dir: &Path, name: &str) -> PathBuf {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::copy(src, &tmp).expect("copy plugin");
+    let dest = dir.join(name);
+    std::fs::rename(&tmp, &dest).expect("rename plugin");
+    dest
+}
+
+/// Wait up to `timeout` for an event matching `pred`, returning it.
+pub fn wait_for_event(
+    rx: &mut tokio::sync::broadcast::Receiver<rustai_core::PluginEvent>,
+    timeout: std::time::Duration,
+    mut pred: impl FnMut(&rustai_core::PluginEvent) -> bool,
+) -> rustai_core::PluginEvent {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut seen = Vec::new();
+    loop {
+        match rx.try_recv() {
+            Ok(e) if pred(&e) => return e,
+            Ok(e) => seen.push(e.to_string()),
+            Err(tokio::sync::broadcast::error::TryRecvError::Empty) => {
+                assert!(std::time::Instant::now() < deadline, "no matching event within {timeout:?}; saw {seen:#?}");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => panic!("event channel: {e}"),
+        }
+    }
+}
+
+/// Build a Cargo project outside the workspace (like a third party would) in
+/// release, into a target dir beside the workspace's, offline; return the
+/// path of its cdylib `lib_name`.
+pub fn build_external(project: &Path, lib_name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let target_root = exe.ancestors().nth(3).expect("<target>/<profile>/deps/exe").to_path_buf();
+    let target = target_root.join("external-builds");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["build", "--release", "--offline", "--quiet", "--manifest-path"])
+        .arg(project.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("cargo runs");
+    assert!(out.status.success(), "building {} failed:\n{}", project.display(), String::from_utf8_lossy(&out.stderr));
+    let lib = target.join("release").join(dylib_name(lib_name));
+    assert!(lib.is_file(), "{} was not produced", lib.display());
+    lib
+}
+
+/// Copy a folder tree (no symlinks, skips `target/`).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_name() == "target" || entry.file_name() == "Cargo.lock" {
+            continue;
+        }
+        if src.is_dir() {
+            copy_tree(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}

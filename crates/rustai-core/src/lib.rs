@@ -24,6 +24,7 @@
 //! - [`loader`]: one file: sniff, private copy, dlopen, layout/API/id checks, instantiate.
 //! - [`trust`]: folder permission checks and the sha256 allowlist (`plugins.lock`).
 //! - [`pool`]: [`ModelPool`]: shared loaded models that follow plugin reloads.
+//! - [`tool`]: [`Tools`]: typed calls into a tool plugin.
 //! - [`llm`]: [`Llm`] / [`LlmModel`]: blocking generation with a callback, async
 //!   [`TokenStream`]s, [`CancelToken`].
 //! - [`models`]: model files on disk, format detection by content, name resolution.
@@ -39,6 +40,7 @@ pub mod loader;
 pub mod manager;
 pub mod models;
 pub mod pool;
+pub mod tool;
 pub mod trust;
 pub mod watch;
 
@@ -52,5 +54,6 @@ pub use events::{EventKind, PluginEvent};
 pub use manager::{LoadedPlugin, PluginManager, Rejected, SyncOutcome};
 pub use models::{ModelFile, ModelFormat};
 pub use pool::ModelPool;
+pub use tool::Tools;
 pub use trust::TrustPolicy;
 pub use watch::PluginWatcher;

@@ -163,6 +163,31 @@ fn sniff(path: &Path) -> Result<(), RejectReason> {
     Err(RejectReason::NotASharedLibrary { looks_like })
 }
 
+/// Check that the library's headers parse and every segment and section it
+/// asks to map lies inside the file.
+fn check_image(path: &Path) -> Result<(), RejectReason> {
+    use object::{Object, ObjectSection, ObjectSegment};
+    let data = fs::read(path).map_err(|e| RejectReason::Unreadable(e.to_string()))?;
+    let len = data.len() as u64;
+    let broken = |what: String| RejectReason::LoadFailed(format!("the library is truncated or corrupt: {what}"));
+    let file = object::File::parse(&*data).map_err(|e| broken(e.to_string()))?;
+    for segment in file.segments() {
+        let (offset, size) = segment.file_range();
+        if offset.checked_add(size).is_none_or(|end| end > len) {
+            return Err(broken(format!("a segment needs bytes {offset}..{} but the file has {len}", offset.saturating_add(size))));
+        }
+    }
+    for section in file.sections() {
+        if let Some((offset, size)) = section.file_range() {
+            if offset.checked_add(size).is_none_or(|end| end > len) {
+                let name = section.name().unwrap_or("?");
+                return Err(broken(format!("section {name} needs bytes {offset}..{} but the file has {len}", offset.saturating_add(size))));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Copy `path` to a fresh name in `shadow_dir`, so each load gets its own file.
 fn shadow_copy(path: &Path, shadow_dir: &Path) -> Result<PathBuf, RejectReason> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -235,6 +260,12 @@ pub(crate) fn load(path: &Path, shadow_dir: &Path, trust: &TrustCheck) -> Result
     }
     sniff(path)?;
     let copy = shadow_copy(path, shadow_dir)?;
+    // The loader maps segments without checking them against the file size: a
+    // truncated (half-written) library would crash this process with SIGBUS.
+    if let Err(reason) = check_image(&copy) {
+        let _ = fs::remove_file(&copy);
+        return Err(reason);
+    }
     // The digest is of the bytes that will actually be mapped, not of a file that may change.
     let digest = crate::trust::sha256_file(&copy).map_err(|e| RejectReason::Unreadable(e.to_string()))?;
     if let Some(allowed) = &trust.allowed {

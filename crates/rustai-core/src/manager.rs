@@ -103,6 +103,10 @@ impl LoadedPlugin {
     pub fn reads_format(&self, format: &str) -> bool {
         self.info.capabilities.formats.iter().any(|f| f.as_str().eq_ignore_ascii_case(format))
     }
+    /// Its tools, when it implements the tool family.
+    pub fn tools(self: &Arc<Self>) -> Option<crate::tool::Tools> {
+        crate::tool::Tools::new(Arc::clone(self))
+    }
     /// Its families, by name, for display.
     pub fn families(&self) -> Vec<&'static str> {
         let i = &self.instance;

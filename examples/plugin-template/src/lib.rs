@@ -1,0 +1,131 @@
+//! A template RustAI plugin: `text-tools`, a [`ToolPlugin`] with two tools an
+//! agent can call, `text_stats` (words, characters, lines, sentences) and
+//! `slugify`. Start your own plugin from this file.
+//!
+//! Build: `cargo build --release` (gives `target/release/librustai_plugin_template.so`),
+//! then copy the library into a plugin folder (`plugins-dist/` or `~/.rustai/plugins/`).
+
+use std::sync::Arc;
+
+use rustai_abi::{
+    Capabilities, Category, Families, Health, Plugin, PluginError, PluginExport, PluginInfo, RResult, RStr, RString,
+    RVec, ResourceRequirements, ToolDefinition, ToolOutput, ToolPlugin,
+};
+use serde_json::{json, Value};
+
+/// The plugin. Stateless, so it is trivially safe to call from many threads.
+#[derive(Debug, Default)]
+pub struct TextTools;
+
+impl Plugin for TextTools {
+    fn info(&self) -> PluginInfo {
+        PluginInfo {
+            id: Self::ID.into(),
+            name: "Text tools".into(),
+            version: Self::VERSION.into(),
+            api_version: rustai_abi::API_VERSION.into(),
+            description: "Text statistics and slugs, as tools for agents".into(),
+            category: Category::Tool,
+            capabilities: Capabilities::default(),
+            resources: ResourceRequirements { min_memory_mb: 1, recommended_memory_mb: 1, cores: 1, ..Default::default() },
+        }
+    }
+    fn init(&self, _config_json: RStr<'_>) -> RResult<(), PluginError> {
+        RResult::ROk(())
+    }
+    fn health(&self) -> Health {
+        Health::healthy()
+    }
+    fn shutdown(&self) -> RResult<(), PluginError> {
+        RResult::ROk(())
+    }
+}
+
+fn text_arg(args: &Value) -> Result<&str, PluginError> {
+    args.get("text")
+        .and_then(Value::as_str)
+        .ok_or_else(|| PluginError::invalid_input("argument `text` (a string) is required"))
+}
+
+fn text_stats(text: &str) -> Value {
+    json!({
+        "words": text.split_whitespace().count(),
+        "characters": text.chars().count(),
+        "lines": text.lines().count(),
+        "sentences": text.split(['.', '!', '?']).filter(|s| !s.trim().is_empty()).count(),
+    })
+}
+
+fn slugify(text: &str) -> String {
+    let mut slug = String::new();
+    for c in text.chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            slug.push(c);
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    slug.trim_end_matches('-').to_owned()
+}
+
+impl ToolPlugin for TextTools {
+    fn tools(&self) -> RVec<ToolDefinition> {
+        let schema = json!({"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}).to_string();
+        vec![
+            ToolDefinition {
+                name: "text_stats".into(),
+                description: "Count the words, characters, lines and sentences of a text".into(),
+                parameters_schema: schema.as_str().into(),
+            },
+            ToolDefinition {
+                name: "slugify".into(),
+                description: "Turn a title into a URL slug".into(),
+                parameters_schema: schema.into(),
+            },
+        ]
+        .into()
+    }
+
+    fn execute(&self, name: RStr<'_>, arguments_json: RStr<'_>) -> RResult<ToolOutput, PluginError> {
+        let run = || -> Result<ToolOutput, PluginError> {
+            let args: Value = serde_json::from_str(arguments_json.as_str())
+                .map_err(|e| PluginError::invalid_input(format!("arguments are not JSON: {e}")))?;
+            let content = match name.as_str() {
+                "text_stats" => text_stats(text_arg(&args)?).to_string(),
+                "slugify" => slugify(text_arg(&args)?),
+                other => return Err(PluginError::not_found(format!("no tool named `{other}`"))),
+            };
+            Ok(ToolOutput { content: RString::from(content), is_error: false })
+        };
+        run().into()
+    }
+}
+
+impl PluginExport for TextTools {
+    const ID: &'static str = "text-tools";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    fn create() -> Result<Self, PluginError> {
+        Ok(Self)
+    }
+    fn families(this: &Arc<Self>) -> Families {
+        Families::default().with_tool(Arc::clone(this))
+    }
+}
+
+rustai_abi::export_plugin!(TextTools);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tools_work_in_process() {
+        // The same guarded instance the host gets, without dlopen.
+        let instance = rustai_abi::export::instantiate::<TextTools>().unwrap();
+        let tools = instance.tool.into_option().unwrap();
+        let out = tools.execute("slugify".into(), r#"{"text": "Hello, Plugin World!"}"#.into()).unwrap();
+        assert_eq!(out.content.as_str(), "hello-plugin-world");
+        let err = tools.execute("nope".into(), "{}".into()).unwrap_err();
+        assert_eq!(err.kind, rustai_abi::ErrorKind::NotFound);
+    }
+}
