@@ -11,3 +11,6 @@ log "cargo build --release --workspace"
 cargo build --release --workspace
 log "cargo test --release --workspace"
 cargo test --release --workspace
+# The plugin template is its own Cargo project (as a third party's would be): test it too.
+log "cargo test (examples/plugin-template)"
+cargo test --release --manifest-path examples/plugin-template/Cargo.toml

@@ -97,3 +97,39 @@ fn bench_prints_a_table() {
     let (stdout, _) = run_ok(&["bench", "smollm2", "-p", "64", "-n", "8", "-r", "1", "-t", "2"]);
     assert!(stdout.contains("| pp64 |") && stdout.contains("| tg8 |"), "{stdout}");
 }
+
+#[test]
+fn plugins_watch_shows_lifecycle_events_live() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = rustai()
+        .args(["--plugins", dir.path().to_str().unwrap(), "plugins", "--watch"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Never hang the suite: stop the watcher after 60 s whatever happens.
+    let pid = child.id().to_string();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        let _ = std::process::Command::new("kill").arg(&pid).status();
+    });
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("watching"), "{first}");
+    test_support::install(&test_support::fixture("fixture_echo"), dir.path(), &test_support::dylib_name("echo"));
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.starts_with("active");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let kinds: Vec<&str> = seen.iter().filter_map(|l| l.split_whitespace().next()).collect();
+    assert_eq!(kinds, ["discovered", "validated", "loaded", "active"], "{seen:#?}");
+    assert!(seen[3].contains("echo 1.0.0"), "{}", seen[3]);
+}

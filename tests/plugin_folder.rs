@@ -114,3 +114,76 @@ fn missing_folders_are_skipped_and_unknown_plugins_are_errors() {
     assert!(matches!(manager.llm("gguf"), Err(Error::UnknownPlugin(_))));
     assert!(matches!(manager.llm_for_format("gguf"), Err(Error::NoPluginFor(_))));
 }
+
+#[test]
+fn a_truncated_library_is_refused_before_the_loader_maps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read(gguf_plugin()).unwrap();
+    std::fs::write(dir.path().join(dylib_name("half")), &good[..good.len() / 2]).unwrap();
+    std::fs::write(dir.path().join(dylib_name("head")), &good[..4096]).unwrap();
+    let manager = PluginManager::from_dirs([dir.path()]).unwrap();
+    for file in ["half", "head"] {
+        match reason_for(&manager, &dylib_name(file)) {
+            RejectReason::LoadFailed(msg) => assert!(msg.contains("truncated or corrupt"), "{file}: {msg}"),
+            other => panic!("{file}: unexpected {other}"),
+        }
+    }
+}
+
+#[test]
+fn an_unreadable_candidate_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory with a library's name: it exists, but cannot be read as a file.
+    let odd = dir.path().join(dylib_name("folder"));
+    std::fs::create_dir(&odd).unwrap();
+    let manager = PluginManager::new().unwrap();
+    let rejected = manager.load_file(&odd).unwrap_err();
+    assert!(matches!(rejected.reason, RejectReason::Unreadable(_)), "{rejected}");
+}
+
+#[cfg(unix)]
+#[test]
+fn folders_other_users_can_write_to_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture("fixture_panicky"), dir.path().join(dylib_name("panicky"))).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let manager = PluginManager::from_dirs([dir.path()]).unwrap();
+    assert!(manager.plugins().is_empty());
+    match reason_for(&manager, &dylib_name("panicky")) {
+        RejectReason::UnsafeLocation(why) => assert!(why.contains("writable by every user"), "{why}"),
+        other => panic!("unexpected {other}"),
+    }
+    // The same file in a private folder loads.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(manager.load_file(&dir.path().join(dylib_name("panicky"))).is_ok());
+}
+
+#[test]
+fn an_allowlist_admits_only_listed_digests_and_says_how_to_approve() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dylib_name("panicky");
+    let path = dir.path().join(&lib);
+    std::fs::copy(fixture("fixture_panicky"), &path).unwrap();
+    let digest = rustai_core::trust::sha256_file(&path).unwrap();
+    std::fs::write(dir.path().join("plugins.lock"), format!("{}  other.so\n", "0".repeat(64))).unwrap();
+
+    let manager = PluginManager::from_dirs([dir.path()]).unwrap();
+    assert!(manager.plugins().is_empty());
+    let reason = reason_for(&manager, &lib);
+    assert_eq!(reason, RejectReason::NotAllowed { digest: digest.clone(), file: lib.clone() });
+    let line = reason.to_string();
+    assert!(line.contains(&format!("{digest}  {lib}")), "the refusal prints the approving line: {line}");
+
+    // Approving it (the watcher would do this on the lock file's change) lets it load.
+    std::fs::write(dir.path().join("plugins.lock"), format!("{digest}  {lib}\n")).unwrap();
+    assert!(manager.load_file(&path).is_ok());
+
+    // A digest from the configuration works without a lock file too.
+    let other = tempfile::tempdir().unwrap();
+    let copy = other.path().join(&lib);
+    std::fs::copy(&path, &copy).unwrap();
+    let policy = rustai_core::TrustPolicy { allowed_digests: ["f".repeat(64)].into(), ..Default::default() };
+    let strict = PluginManager::with_trust(policy).unwrap();
+    assert!(matches!(strict.load_file(&copy).unwrap_err().reason, RejectReason::NotAllowed { .. }));
+}
