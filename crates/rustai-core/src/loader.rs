@@ -211,16 +211,10 @@ fn summarize(err: &LibraryError) -> RejectReason {
         }
         other => {
             let text = other.to_string();
-            let mut lines: Vec<&str> = text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && (l.contains("ncompatible") || l.contains("ismatch")))
-                .take(3)
-                .collect();
-            if lines.is_empty() {
-                lines = text.lines().map(str::trim).filter(|l| !l.is_empty()).take(3).collect();
+            let mut summary = abi_errors(&text).join("; ");
+            if summary.is_empty() {
+                summary = text.lines().map(str::trim).filter(|l| !l.is_empty()).take(3).collect::<Vec<_>>().join(" / ");
             }
-            let mut summary = lines.join(" / ");
             if summary.len() > 400 {
                 let cut = (0..=400).rev().find(|&i| summary.is_char_boundary(i)).unwrap_or(0);
                 summary.truncate(cut);
@@ -229,6 +223,27 @@ fn summarize(err: &LibraryError) -> RejectReason {
             RejectReason::AbiMismatch(summary)
         }
     }
+}
+
+/// The `Error:` entries of abi_stable's layout report, each with its expected
+/// and found values: "mismatched type (expected u32, found u64)".
+fn abi_errors(report: &str) -> Vec<String> {
+    let lines: Vec<&str> = report.lines().map(str::trim).collect();
+    let mut errors: Vec<String> = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(what) = line.strip_prefix("Error:") else { continue };
+        let value_after = |label: &str| {
+            lines[i + 1..].iter().take(6).position(|l| *l == label).and_then(|p| lines.get(i + 2 + p)).copied()
+        };
+        let entry = match (value_after("Expected:"), value_after("Found:")) {
+            (Some(e), Some(f)) => format!("{} (expected {e}, found {f})", what.trim()),
+            _ => what.trim().to_owned(),
+        };
+        if !errors.contains(&entry) {
+            errors.push(entry);
+        }
+    }
+    errors
 }
 
 /// Whether the plugin's API version is satisfied by this host (caret semver).
@@ -310,6 +325,18 @@ mod tests {
         assert!(api_compatible(API_VERSION).is_ok());
         assert!(matches!(api_compatible("99.0.0"), Err(RejectReason::IncompatibleApi { .. })));
         assert!(matches!(api_compatible("not-a-version"), Err(RejectReason::IncompatibleApi { .. })));
+    }
+
+    #[test]
+    fn abi_reports_are_summarised() {
+        // The shape of abi_stable's report for a field changed from u32 to u64.
+        let report = "Compared <this>:\n    --- Type Layout ---\n\nError:incompatible type size\nExpected:\n    24\nFound:\n    32\n\
+                      1 error(s)inside:\n    <other>\n\nError:mismatched type\nExpected:\n    u32\nFound:\n    u64\n";
+        assert_eq!(
+            abi_errors(report),
+            ["incompatible type size (expected 24, found 32)", "mismatched type (expected u32, found u64)"]
+        );
+        assert!(abi_errors("no errors here").is_empty());
     }
 
     #[test]

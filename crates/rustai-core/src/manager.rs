@@ -277,7 +277,7 @@ impl PluginManager {
         let events = &self.inner.events;
         let existing = read(&self.inner.state).plugins.iter().find(|p| p.path == path).cloned();
 
-        if !path.is_file() {
+        if !path.exists() {
             let mut state = write(&self.inner.state);
             state.rejected.retain(|r| r.path != path);
             return match existing {
