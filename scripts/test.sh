@@ -11,6 +11,9 @@ log "cargo build --release --workspace"
 cargo build --release --workspace
 log "cargo test --release --workspace"
 cargo test --release --workspace
+# Benchmarks are not run here (they print figures, not verdicts), but they must keep compiling.
+log "cargo bench --no-run"
+cargo bench --workspace --no-run
 # The plugin template is its own Cargo project (as a third party's would be): test it too.
 log "cargo test (examples/plugin-template)"
 cargo test --release --manifest-path examples/plugin-template/Cargo.toml
