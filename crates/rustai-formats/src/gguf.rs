@@ -47,6 +47,10 @@ pub enum MetaValue {
     },
 }
 
+/// Longest string the reader accepts (chat templates and token texts are far smaller);
+/// a corrupt length must not make it allocate gigabytes.
+pub const MAX_STRING: u64 = 16 << 20;
+
 /// Arrays up to this length are kept in full.
 pub const SMALL_ARRAY: u64 = 64;
 
@@ -283,16 +287,18 @@ impl<R: Read + Seek> Reader<R> {
         Ok(u64::from_le_bytes(self.bytes()?))
     }
     /// A length that must fit in what is left of the file.
-    fn len(&mut self, what: &str) -> Result<u64> {
+    fn len(&mut self) -> Result<u64> {
         let n = self.u64()?;
         if n > self.file_size.saturating_sub(self.pos) {
             return Err(Error::Truncated { needed: self.pos.saturating_add(n), actual: self.file_size });
         }
-        let _ = what;
         Ok(n)
     }
     fn string(&mut self) -> Result<String> {
-        let n = self.len("string")?;
+        let n = self.len()?;
+        if n > MAX_STRING {
+            return Err(Error::Corrupt(format!("a {n}-byte string at offset {} (limit {MAX_STRING})", self.pos)));
+        }
         let mut buf = vec![0u8; n as usize];
         self.inner.read_exact(&mut buf).map_err(|source| Error::Io { path: String::new(), source })?;
         self.pos += n;

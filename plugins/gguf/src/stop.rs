@@ -72,7 +72,10 @@ impl StopMatcher {
 
     /// Add newly decoded text.
     pub(crate) fn push(&mut self, piece: &str) -> Step<'_> {
-        let search_from = self.released.saturating_sub(self.stops.iter().map(String::len).max().unwrap_or(0));
+        let mut search_from = self.released.saturating_sub(self.stops.iter().map(String::len).max().unwrap_or(0));
+        while !self.text.is_char_boundary(search_from) {
+            search_from -= 1;
+        }
         self.text.push_str(piece);
         let first_stop = self
             .stops
@@ -151,6 +154,17 @@ mod tests {
         let (streamed, stopped, _) = run(&["c", "b"], &["xxabc"]);
         assert!(stopped);
         assert_eq!(streamed, "xxa");
+    }
+
+    #[test]
+    fn multibyte_text_before_a_stop_is_safe() {
+        // The search window starts inside "é" unless it is moved to a character boundary.
+        let (streamed, stopped, _) = run(&["xyz"], &["aéé", "b", "cxyz"]);
+        assert!(stopped);
+        assert_eq!(streamed, "aéébc");
+        let (streamed, stopped, _) = run(&["ab"], &["😀😀", "a", "b"]);
+        assert!(stopped);
+        assert_eq!(streamed, "😀😀");
     }
 
     #[test]
