@@ -17,6 +17,10 @@ fn chat(question: &str, params: SamplingParams) -> ChatRequest {
     ChatRequest { messages: vec![ChatMessage::new("user", question)].into(), params }
 }
 
+fn llm_detokenize(m: &LlmModel, tokens: &[i32]) -> Result<String, Error> {
+    m.detokenize(tokens)
+}
+
 fn greedy(max_tokens: u32) -> SamplingParams {
     SamplingParams { max_tokens, ..SamplingParams::greedy() }
 }
@@ -182,6 +186,16 @@ fn bad_requests_are_clear_errors() {
         .generate(&GenerateRequest { prompt_tokens: vec![1, 999_999].into(), ..GenerateRequest::new("", greedy(1)) }, |_| true)
         .unwrap_err();
     assert!(matches!(&err, Error::Plugin { source, .. } if source.kind == ErrorKind::InvalidInput), "{err}");
+    // llama.cpp aborts the process on an out-of-range id: the plugin must catch it first.
+    let (manager, _) = shared_smollm2();
+    let llm = manager.llm("gguf").unwrap();
+    let m = llm.load(&LoadModelParams::new(smollm2().to_string_lossy())).unwrap();
+    let tokens = m.tokenize("Hello world", false).unwrap();
+    assert_eq!(llm_detokenize(&m, &tokens).unwrap(), "Hello world");
+    for bad in [-1, 49_152, i32::MAX] {
+        let err = llm_detokenize(&m, &[bad]).unwrap_err();
+        assert!(matches!(&err, Error::Plugin { source, .. } if source.kind == ErrorKind::InvalidInput), "{err}");
+    }
     let err = model().chat(&ChatRequest { messages: Default::default(), params: greedy(1) }, |_| true).unwrap_err();
     assert!(matches!(&err, Error::Plugin { source, .. } if source.kind == ErrorKind::InvalidInput), "{err}");
     let err = model()

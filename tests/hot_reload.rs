@@ -145,6 +145,21 @@ fn lifecycle_events_for_a_new_plugin_and_its_removal() {
 }
 
 #[test]
+fn renaming_a_plugin_file_keeps_the_plugin_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = install(&fixture("fixture_echo"), dir.path(), &dylib_name("zeta"));
+    let manager = PluginManager::from_dirs([dir.path()]).unwrap();
+    let mut events = manager.subscribe();
+    let _watch = manager.watch_with(Duration::from_millis(100)).unwrap();
+    let to = dir.path().join(dylib_name("alpha"));
+    std::fs::rename(&from, &to).unwrap();
+    let active = wait_for_event(&mut events, WAIT, |e| e.kind == EventKind::Active || e.kind == EventKind::Rejected);
+    assert_eq!(active.kind, EventKind::Active, "{active}");
+    assert!(manager.get("echo").unwrap().path().ends_with(dylib_name("alpha")));
+    assert!(manager.rejected().is_empty(), "{:?}", manager.rejected());
+}
+
+#[test]
 fn touching_a_file_without_changing_it_does_not_reload() {
     let dir = tempfile::tempdir().unwrap();
     let lib = dylib_name("echo");

@@ -181,6 +181,12 @@ fn an_allowlist_admits_only_listed_digests_and_says_how_to_approve() {
     // Approving it (the watcher would do this on the lock file's change) lets it load.
     std::fs::write(dir.path().join("plugins.lock"), format!("{digest}  {lib}\n")).unwrap();
     assert!(manager.load_file(&path).is_ok());
+    assert!(manager.rejected().is_empty());
+
+    // Revoking the digest retires the (unchanged) plugin on its next check.
+    std::fs::write(dir.path().join("plugins.lock"), "# nothing approved\n").unwrap();
+    assert!(matches!(manager.sync_path(&path), rustai_core::SyncOutcome::Rejected(_)));
+    assert!(manager.get("panicky").is_none());
 
     // A digest from the configuration works without a lock file too.
     let other = tempfile::tempdir().unwrap();

@@ -69,7 +69,13 @@ impl Llm {
     pub fn load(&self, params: &LoadModelParams) -> Result<LlmModel> {
         let id = self.plugin.id();
         let handle = self.api().load_model(params).into_result().map_err(|e| Error::plugin(id, e))?;
-        let info = self.api().model_info(handle).into_result().map_err(|e| Error::plugin(id, e))?;
+        let info = match self.api().model_info(handle).into_result() {
+            Ok(info) => info,
+            Err(e) => {
+                let _ = self.api().unload_model(handle);
+                return Err(Error::plugin(id, e));
+            }
+        };
         Ok(LlmModel { llm: self.clone(), handle, info })
     }
 }
@@ -141,6 +147,12 @@ impl LlmModel {
     pub fn tokenize(&self, text: &str, add_special: bool) -> Result<Vec<i32>> {
         let tokens = self.llm.api().tokenize(self.handle, text.into(), add_special).into_result();
         tokens.map(|t| t.into_vec()).map_err(|e| self.err(e))
+    }
+
+    /// Turn tokens back into text.
+    pub fn detokenize(&self, tokens: &[i32]) -> Result<String> {
+        let text = self.llm.api().detokenize(self.handle, tokens.into()).into_result();
+        text.map(|s| s.into_string()).map_err(|e| self.err(e))
     }
 
     /// Render `messages` with the model's chat template.

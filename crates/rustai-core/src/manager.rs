@@ -278,12 +278,18 @@ impl PluginManager {
         let existing = read(&self.inner.state).plugins.iter().find(|p| p.path == path).cloned();
 
         if !path.exists() {
-            let mut state = write(&self.inner.state);
-            state.rejected.retain(|r| r.path != path);
+            {
+                let mut state = write(&self.inner.state);
+                state.rejected.retain(|r| r.path != path);
+                if let Some(old) = &existing {
+                    state.plugins.retain(|p| !Arc::ptr_eq(p, old));
+                }
+            }
+            // Dropped outside the lock: if this was the last holder, shutdown runs now.
             return match existing {
                 Some(old) => {
-                    state.plugins.retain(|p| !Arc::ptr_eq(p, &old));
                     tracing::info!(id = old.id(), path = %path.display(), "plugin file removed; retiring once idle");
+                    drop(old);
                     SyncOutcome::Removed
                 }
                 None => SyncOutcome::Nothing,
@@ -291,7 +297,28 @@ impl PluginManager {
         }
         if let Some(old) = &existing {
             if trust::sha256_file(&path).is_ok_and(|d| d == old.digest) {
-                return SyncOutcome::Unchanged;
+                // Same build. It still has to pass the trust rules as they are now
+                // (an operator may have removed its digest from plugins.lock).
+                let still_trusted = self.trust_check(&path).and_then(|check| match &check.allowed {
+                    Some(allowed) if !allowed.contains(&old.digest) => {
+                        let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                        Err(RejectReason::NotAllowed { digest: old.digest.clone(), file })
+                    }
+                    _ => Ok(()),
+                });
+                let mut state = write(&self.inner.state);
+                state.rejected.retain(|r| r.path != path);
+                match still_trusted {
+                    Ok(()) => return SyncOutcome::Unchanged,
+                    Err(reason) => {
+                        state.plugins.retain(|p| !Arc::ptr_eq(p, old));
+                        let rejected = Rejected { path: path.clone(), reason };
+                        state.rejected.push(rejected.clone());
+                        drop(state);
+                        events.emit(EventKind::Rejected, &path, Some(old.id()), Some(old.version()), Some(format!("{}; retiring it", rejected.reason)));
+                        return SyncOutcome::Rejected(rejected);
+                    }
+                }
             }
             events.emit(EventKind::Reloading, &path, Some(old.id()), Some(old.version()), None);
         } else {

@@ -93,8 +93,10 @@ impl PluginManager {
                 files.insert(path);
             }
         }
-        for file in files {
-            self.sync_path(&file);
+        // Removals first: after `mv a.so b.so`, b's plugin id is free again only once a is retired.
+        let (gone, present): (Vec<_>, Vec<_>) = files.into_iter().partition(|f| !f.exists());
+        for file in gone.iter().chain(&present) {
+            self.sync_path(file);
         }
     }
 }

@@ -172,7 +172,7 @@ impl GgufHeader {
 
     /// Total parameters (elements over all tensors).
     pub fn parameter_count(&self) -> u64 {
-        self.tensors.iter().map(TensorInfo::elements).sum()
+        self.tensors.iter().map(TensorInfo::elements).fold(0u64, u64::saturating_add)
     }
 
     /// The quantization, from `general.file_type` or else the most common tensor type.
@@ -184,7 +184,8 @@ impl GgufHeader {
         }
         let mut counts = BTreeMap::new();
         for t in &self.tensors {
-            *counts.entry(t.ggml_type).or_insert(0u64) += t.elements();
+            let n = counts.entry(t.ggml_type).or_insert(0u64);
+            *n = n.saturating_add(t.elements());
         }
         counts
             .into_iter()
@@ -229,6 +230,7 @@ pub fn ggml_type_layout(ty: u32) -> Option<(u64, u64)> {
         30 => (1, 2), // BF16
         34 => (256, 54),
         35 => (256, 66),
+        39 => (32, 17), // MXFP4
         _ => return None,
     })
 }
@@ -377,7 +379,7 @@ impl<R: Read + Seek> Reader<R> {
             let value = self.value(ty, 0)?;
             metadata.insert(key, value);
         }
-        let mut tensors = Vec::with_capacity(tensor_count as usize);
+        let mut tensors = Vec::with_capacity(tensor_count.min(4096) as usize);
         for _ in 0..tensor_count {
             let name = self.string()?;
             let n_dims = self.u32()?;

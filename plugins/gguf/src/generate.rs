@@ -84,14 +84,15 @@ pub(crate) fn run(
         n => prompt_len.saturating_add(n).saturating_add(1),
     };
     let mut ctx = model.new_context(wanted)?;
-    let n_ctx = ctx.n_ctx();
+    // The context may be rounded up; never run past the configured length.
+    let n_ctx = ctx.n_ctx().min(n_ctx_max);
     let mut sampler = sampler(model, params)?;
     let vocab = model.model.vocab();
 
     // Prompt, in batches; only the last token needs logits.
     let started = Instant::now();
     let batch_size = model.batch_size as usize;
-    let mut batch = LlamaBatch::new(batch_size.max(1), 1);
+    let mut batch = LlamaBatch::new(batch_size.min(prompt.len()).max(1), 1);
     let decode_err = |e| PluginError::new(ErrorKind::Internal, format!("llama.cpp decode failed: {e}"));
     for (chunk_index, chunk) in prompt.chunks(batch_size).enumerate() {
         if sink.is_cancelled() {
@@ -136,7 +137,7 @@ pub(crate) fn run(
         if params.max_tokens > 0 && tokens_out >= params.max_tokens {
             break FinishReason::Length;
         }
-        if pos + 1 >= n_ctx {
+        if pos >= n_ctx {
             break FinishReason::Length;
         }
         batch.clear();

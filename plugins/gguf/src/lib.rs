@@ -39,6 +39,16 @@ fn rr<T>(r: Result<T, PluginError>) -> RResult<T, PluginError> {
     r.into()
 }
 
+/// llama.cpp does not range-check token ids (an out-of-range id throws a C++
+/// exception through C and aborts the process): check them here.
+fn check_token_ids(model: &LoadedModel, tokens: &[i32]) -> Result<(), PluginError> {
+    let n_vocab = model.info.vocab_size as i32;
+    match tokens.iter().find(|&&t| t < 0 || t >= n_vocab) {
+        Some(bad) => Err(PluginError::invalid_input(format!("token id {bad} is outside the vocabulary (0..{n_vocab})"))),
+        None => Ok(()),
+    }
+}
+
 impl GgufPlugin {
     fn render_chat(&self, model: &LoadedModel, messages: &[ChatMessage], add_assistant: bool) -> Result<String, PluginError> {
         let template = match model.chat_template() {
@@ -131,13 +141,14 @@ impl LlmPlugin for GgufPlugin {
     }
 
     fn detokenize(&self, model: ModelHandle, tokens: RSlice<'_, i32>) -> RResult<RString, PluginError> {
-        rr(self.models.get(model).map(|m| {
+        rr(self.models.get(model).and_then(|m| {
+            check_token_ids(&m, tokens.as_slice())?;
             let vocab = m.model.vocab();
             let mut bytes = Vec::new();
             for &t in tokens.iter() {
                 vocab.token_to_piece_into(llama_cpp_2::token::LlamaToken(t), &mut bytes, false, None);
             }
-            RString::from(String::from_utf8_lossy(&bytes).into_owned())
+            Ok(RString::from(String::from_utf8_lossy(&bytes).into_owned()))
         }))
     }
 
@@ -155,10 +166,7 @@ impl LlmPlugin for GgufPlugin {
             let prompt = if request.prompt_tokens.is_empty() {
                 self.tokens(&m, request.prompt.as_str(), request.add_special)
             } else {
-                let n_vocab = m.info.vocab_size as i32;
-                if let Some(bad) = request.prompt_tokens.iter().find(|&&t| t < 0 || t >= n_vocab) {
-                    return Err(PluginError::invalid_input(format!("token id {bad} is outside the vocabulary (0..{n_vocab})")));
-                }
+                check_token_ids(&m, request.prompt_tokens.as_slice())?;
                 request.prompt_tokens.iter().map(|&t| llama_cpp_2::token::LlamaToken(t)).collect()
             };
             generate::run(&m, &prompt, &request.params, sink)

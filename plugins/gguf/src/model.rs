@@ -83,7 +83,7 @@ impl LoadedModel {
             quantization: RString::from(header.quantization()),
             chat_template: chat_template.map(RString::from).into(),
         };
-        let batch_size = if params.batch_size == 0 { 512 } else { params.batch_size };
+        let batch_size = if params.batch_size == 0 { 512 } else { params.batch_size.clamp(1, 8192) };
         Ok(Self { model, info, threads, batch_size, context_lock: Mutex::new(()) })
     }
 
