@@ -28,11 +28,14 @@
 //! - [`llm`]: [`Llm`] / [`LlmModel`]: blocking generation with a callback, async
 //!   [`TokenStream`]s, [`CancelToken`].
 //! - [`models`]: model files on disk, format detection by content, name resolution.
+//! - [`adaptive`]: power profiles and thermal / battery / memory rules that adjust a
+//!   request's parameters, reporting each change.
 //! - [`error`]: [`Error`] and [`Result`].
 //!
 //! **Invariant:** this crate never links llama.cpp, candle, ONNX Runtime or an
 //! HTTP stack; everything model-specific happens in plugins.
 
+pub mod adaptive;
 pub mod error;
 pub mod events;
 pub mod llm;
