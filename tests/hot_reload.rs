@@ -17,8 +17,11 @@ use test_support::{dylib_name, fixture, install, wait_for_event};
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// The echo plugin ignores its model file's contents, but the pool sizes the file.
 fn echo_model(dir: &Path) -> ModelFile {
-    ModelFile { id: "words".into(), path: dir.join("words.echo"), format: ModelFormat::Gguf, size: 0 }
+    let path = dir.join("words.echo");
+    std::fs::write(&path, "echo model").unwrap();
+    ModelFile { id: "words".into(), path, format: ModelFormat::Gguf, size: 10 }
 }
 
 struct Outcome {

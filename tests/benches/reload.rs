@@ -73,7 +73,8 @@ fn main() {
     install(&v1, dir.path(), &lib);
     let manager = PluginManager::from_dirs([dir.path()]).unwrap();
     let pool = ModelPool::new(manager.clone());
-    let model = ModelFile { id: "m".into(), path: dir.path().join("m.echo"), format: ModelFormat::Gguf, size: 0 };
+    let model = ModelFile { id: "m".into(), path: dir.path().join("m.echo"), format: ModelFormat::Gguf, size: 10 };
+    std::fs::write(&model.path, "echo model").unwrap();
     let mut rss_after_1 = 0;
     for cycle in 1..=50 {
         let build = if cycle % 2 == 1 { &v2 } else { &v1 };

@@ -51,6 +51,23 @@ pub enum Error {
         candidates: Vec<String>,
     },
 
+    /// A model that does not fit the memory budget, even after evicting idle models.
+    #[error("cannot load `{model}`: it needs about {needed}, the budget is {budget}, and {in_use} are held by {loaded} model(s) serving requests or pinned (at most {max_loaded} loaded)")]
+    OverBudget {
+        /// The model.
+        model: String,
+        /// Its estimated memory.
+        needed: String,
+        /// The budget.
+        budget: String,
+        /// Memory held by models that cannot be evicted.
+        in_use: String,
+        /// How many models are loaded.
+        loaded: usize,
+        /// The most that may be loaded.
+        max_loaded: usize,
+    },
+
     // -- Requests --
     /// The caller cancelled.
     #[error("cancelled")]

@@ -23,7 +23,9 @@
 //! - [`events`]: [`PluginEvent`] lifecycle events, logged and broadcast.
 //! - [`loader`]: one file: sniff, private copy, dlopen, layout/API/id checks, instantiate.
 //! - [`trust`]: folder permission checks and the sha256 allowlist (`plugins.lock`).
-//! - [`pool`]: [`ModelPool`]: shared loaded models that follow plugin reloads.
+//! - [`pool`]: [`ModelPool`]: shared loaded models within a memory budget (LRU eviction,
+//!   keep-alive, idle unload) that follow plugin reloads.
+//! - [`budget`]: [`Budget`], [`KeepAlive`] and memory estimates.
 //! - [`tool`]: [`Tools`]: typed calls into a tool plugin.
 //! - [`llm`]: [`Llm`] / [`LlmModel`]: blocking generation with a callback, async
 //!   [`TokenStream`]s, [`CancelToken`].
@@ -36,6 +38,7 @@
 //! HTTP stack; everything model-specific happens in plugins.
 
 pub mod adaptive;
+pub mod budget;
 pub mod error;
 pub mod events;
 pub mod llm;
@@ -56,7 +59,8 @@ pub use loader::RejectReason;
 pub use events::{EventKind, PluginEvent};
 pub use manager::{LoadedPlugin, PluginManager, Rejected, SyncOutcome};
 pub use models::{ModelFile, ModelFormat};
-pub use pool::ModelPool;
+pub use budget::{Budget, KeepAlive};
+pub use pool::{Lease, LoadedModelStatus, ModelPool};
 pub use tool::Tools;
 pub use trust::TrustPolicy;
 pub use watch::PluginWatcher;
