@@ -32,6 +32,8 @@
 //! - [`models`]: model files on disk, format detection by content, name resolution.
 //! - [`adaptive`]: power profiles and thermal / battery / memory rules that adjust a
 //!   request's parameters, reporting each change.
+//! - [`monitor`]: [`ResourceMonitor`]: memory, CPU, temperature and battery snapshots from an
+//!   injectable source (sysinfo and /sys/class/power_supply on the real machine).
 //! - [`error`]: [`Error`] and [`Result`].
 //!
 //! **Invariant:** this crate never links llama.cpp, candle, ONNX Runtime or an
@@ -45,6 +47,7 @@ pub mod llm;
 pub mod loader;
 pub mod manager;
 pub mod models;
+pub mod monitor;
 pub mod pool;
 pub mod tool;
 pub mod trust;
@@ -59,6 +62,7 @@ pub use loader::RejectReason;
 pub use events::{EventKind, PluginEvent};
 pub use manager::{LoadedPlugin, PluginManager, Rejected, SyncOutcome};
 pub use models::{ModelFile, ModelFormat};
+pub use monitor::{ResourceMonitor, ResourceSnapshot};
 pub use budget::{Budget, KeepAlive};
 pub use pool::{Lease, LoadedModelStatus, ModelPool};
 pub use tool::Tools;
