@@ -34,6 +34,7 @@
 //!   request's parameters, reporting each change.
 //! - [`monitor`]: [`ResourceMonitor`]: memory, CPU, temperature and battery snapshots from an
 //!   injectable source (sysinfo and /sys/class/power_supply on the real machine).
+//! - [`metrics`]: [`Metrics`]: per-request records summed per model and in total.
 //! - [`error`]: [`Error`] and [`Result`].
 //!
 //! **Invariant:** this crate never links llama.cpp, candle, ONNX Runtime or an
@@ -46,6 +47,7 @@ pub mod events;
 pub mod llm;
 pub mod loader;
 pub mod manager;
+pub mod metrics;
 pub mod models;
 pub mod monitor;
 pub mod pool;
@@ -61,6 +63,7 @@ pub use llm::{CancelToken, Llm, LlmModel, StreamEvent, TokenStream};
 pub use loader::RejectReason;
 pub use events::{EventKind, PluginEvent};
 pub use manager::{LoadedPlugin, PluginManager, Rejected, SyncOutcome};
+pub use metrics::{Metrics, RequestRecord, Summary};
 pub use models::{ModelFile, ModelFormat};
 pub use monitor::{ResourceMonitor, ResourceSnapshot};
 pub use budget::{Budget, KeepAlive};
