@@ -17,10 +17,6 @@ fn chat(question: &str, params: SamplingParams) -> ChatRequest {
     ChatRequest { messages: vec![ChatMessage::new("user", question)].into(), params }
 }
 
-fn llm_detokenize(m: &LlmModel, tokens: &[i32]) -> Result<String, Error> {
-    m.detokenize(tokens)
-}
-
 fn greedy(max_tokens: u32) -> SamplingParams {
     SamplingParams { max_tokens, ..SamplingParams::greedy() }
 }
@@ -191,9 +187,9 @@ fn bad_requests_are_clear_errors() {
     let llm = manager.llm("gguf").unwrap();
     let m = llm.load(&LoadModelParams::new(smollm2().to_string_lossy())).unwrap();
     let tokens = m.tokenize("Hello world", false).unwrap();
-    assert_eq!(llm_detokenize(&m, &tokens).unwrap(), "Hello world");
+    assert_eq!(m.detokenize(&tokens).unwrap(), "Hello world");
     for bad in [-1, 49_152, i32::MAX] {
-        let err = llm_detokenize(&m, &[bad]).unwrap_err();
+        let err = m.detokenize(&[bad]).unwrap_err();
         assert!(matches!(&err, Error::Plugin { source, .. } if source.kind == ErrorKind::InvalidInput), "{err}");
     }
     let err = model().chat(&ChatRequest { messages: Default::default(), params: greedy(1) }, |_| true).unwrap_err();

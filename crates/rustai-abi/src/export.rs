@@ -276,9 +276,8 @@ pub extern "C" fn instantiate<T: PluginExport>() -> RResult<PluginInstance, Plug
         info.api_version = RString::from(API_VERSION);
         let state = Arc::new(GuardState { info, last_panic: Mutex::new(None) });
         let families = T::families(&plugin);
-        let make = |f: Option<Make<_>>| f.map(|m| m(&state));
         Ok(PluginInstance {
-            llm: ROption::from(make(families.llm)),
+            llm: ROption::from(families.llm.map(|m| m(&state))),
             embedding: ROption::from(families.embedding.map(|m| m(&state))),
             stt: ROption::from(families.stt.map(|m| m(&state))),
             tts: ROption::from(families.tts.map(|m| m(&state))),

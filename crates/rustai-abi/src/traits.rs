@@ -25,13 +25,20 @@ pub trait Plugin: Send + Sync {
     /// Identity, version, category, capabilities and resource needs.
     fn info(&self) -> PluginInfo;
     /// Called once after loading, with the plugin's configuration as a JSON
-    /// object (`"{}"` when there is none).
-    fn init(&self, config_json: RStr<'_>) -> RResult<(), PluginError>;
-    /// Current health.
-    fn health(&self) -> Health;
-    /// Free everything (models, threads). No other call follows.
+    /// object (`"{}"` when there is none). Default: nothing to set up.
+    fn init(&self, config_json: RStr<'_>) -> RResult<(), PluginError> {
+        let _ = config_json;
+        RResult::ROk(())
+    }
+    /// Current health. Default: healthy (the export glue still reports panics).
+    fn health(&self) -> Health {
+        Health::healthy()
+    }
+    /// Free everything (models, threads). No other call follows. Default: nothing to free.
     #[sabi(last_prefix_field)]
-    fn shutdown(&self) -> RResult<(), PluginError>;
+    fn shutdown(&self) -> RResult<(), PluginError> {
+        RResult::ROk(())
+    }
 }
 
 /// Receives generated text as it is produced. Implemented by the host.

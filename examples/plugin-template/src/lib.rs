@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use rustai_abi::{
-    Capabilities, Category, Families, Health, Plugin, PluginError, PluginExport, PluginInfo, RResult, RStr, RString,
+    Capabilities, Category, Families, Plugin, PluginError, PluginExport, PluginInfo, RResult, RStr, RString,
     RVec, ResourceRequirements, ToolDefinition, ToolOutput, ToolPlugin,
 };
 use serde_json::{json, Value};
@@ -29,15 +29,6 @@ impl Plugin for TextTools {
             capabilities: Capabilities::default(),
             resources: ResourceRequirements { min_memory_mb: 1, recommended_memory_mb: 1, cores: 1, ..Default::default() },
         }
-    }
-    fn init(&self, _config_json: RStr<'_>) -> RResult<(), PluginError> {
-        RResult::ROk(())
-    }
-    fn health(&self) -> Health {
-        Health::healthy()
-    }
-    fn shutdown(&self) -> RResult<(), PluginError> {
-        RResult::ROk(())
     }
 }
 
