@@ -5,12 +5,18 @@ source "$(dirname "$0")/env.sh"
 "$ROOT/scripts/install-deps.sh"
 "$ROOT/scripts/fetch-models.sh"
 "$ROOT/scripts/build-plugins.sh"
+"$ROOT/scripts/convert-whisper.sh"
+"$ROOT/scripts/python-env.sh"
 cd "$ROOT"
 # Test fixtures are cdylibs too: build every library first, then test.
 log "cargo build --release --workspace"
 cargo build --release --workspace
 log "cargo test --release --workspace"
 cargo test --release --workspace
+# The official openai and ollama Python clients against a real `rustai serve`.
+log "pytest tests/python (openai and ollama clients)"
+RUSTAI_BIN="$CARGO_TARGET_DIR/release/rustai" RUSTAI_PLUGINS="$ROOT/plugins-dist" RUSTAI_MODELS="$ROOT/models" \
+  "${RUSTAI_VENV:-$HOME/.cache/rustai-venv}/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/tests/python"
 # Benchmarks are not run here (they print figures, not verdicts), but they must keep compiling.
 log "cargo bench --no-run"
 cargo bench --workspace --no-run

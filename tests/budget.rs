@@ -74,7 +74,7 @@ fn a_second_model_evicts_the_idle_first_and_in_use_models_stay() {
     let lease = pool.llm(&b, &params(), None).unwrap();
     hello(&lease);
     let loaded: Vec<_> = pool.status().into_iter().map(|s| s.path).collect();
-    assert_eq!(loaded, [b.path.clone()]);
+    assert_eq!(loaded, std::slice::from_ref(&b.path));
     drop(lease);
 
     // A pinned model is not evicted either.

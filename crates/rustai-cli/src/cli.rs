@@ -14,6 +14,9 @@ pub(crate) struct Cli {
     /// Model folders (default: ./models and ~/.rustai/models).
     #[arg(long = "models", global = true, env = "RUSTAI_MODELS", value_delimiter = ':', value_name = "DIR")]
     pub(crate) model_dirs: Vec<PathBuf>,
+    /// models.toml with extra or refined model entries (default: models.toml in a model folder).
+    #[arg(long = "models-config", global = true, env = "RUSTAI_MODELS_CONFIG", value_name = "FILE")]
+    pub(crate) models_config: Option<PathBuf>,
     /// Log filter when RUSTAI_LOG is unset (error, warn, info, debug, trace).
     #[arg(long, global = true, default_value = "warn")]
     pub(crate) log_level: String,
@@ -29,8 +32,17 @@ pub(crate) enum Command {
     Chat(ChatArgs),
     /// List loaded plugins and rejected plugin files; --watch shows lifecycle events live.
     Plugins(PluginsArgs),
-    /// List model files found in the model folders.
-    Models,
+    /// List the models found in the model folders or declared in models.toml, and files that are not usable models.
+    Models(ModelsArgs),
+    /// Choose a model for a task and explain the choice.
+    Select(SelectArgs),
+    /// Serve the Ollama (/api) and OpenAI (/v1) APIs over HTTP.
+    Serve(ServeArgs),
+    /// List the models a running server has loaded, with size, last use and expiry.
+    Ps(PsArgs),
+    /// Convert a Whisper model in CTranslate2 form (model.bin, tokenizer.json) into the
+    /// whisper.cpp ggml file the whisper plugin loads.
+    ConvertWhisper(ConvertWhisperArgs),
     /// Measure prompt processing and generation speed (like llama-bench).
     Bench(BenchArgs),
 }
@@ -128,6 +140,96 @@ pub(crate) struct PluginsArgs {
     /// as plugin files are added, replaced or removed. Ctrl-C stops.
     #[arg(long)]
     pub(crate) watch: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one; the chosen address is printed).
+    #[arg(long, env = "RUSTAI_HOST", default_value = "127.0.0.1:11434")]
+    pub(crate) host: std::net::SocketAddr,
+    /// A file with one API key per line; requests must then carry one.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) api_key_file: Option<PathBuf>,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 8 << 20)]
+    pub(crate) body_limit: usize,
+    /// Memory budget for loaded models: a percentage of RAM ("75%") or a size ("2GiB", "500MiB").
+    #[arg(long, default_value = "75%")]
+    pub(crate) budget: String,
+    /// Most models loaded at once.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) max_loaded: usize,
+    /// Default keep-alive after a request, in seconds (0 = unload at once, negative = forever).
+    #[arg(long, default_value_t = 300.0, allow_hyphen_values = true)]
+    pub(crate) keep_alive: f64,
+    /// Power profile: performance, balanced, power-saver, ultra-saver.
+    #[arg(long, default_value = "balanced")]
+    pub(crate) profile: String,
+    /// Do not watch plugin and model folders for changes.
+    #[arg(long)]
+    pub(crate) no_watch: bool,
+    /// Log as JSON lines.
+    #[arg(long)]
+    pub(crate) json_logs: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ConvertWhisperArgs {
+    /// The CTranslate2 model folder.
+    pub(crate) src: PathBuf,
+    /// The ggml file to write (written as OUT.partial, then renamed).
+    pub(crate) out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PsArgs {
+    /// The server's address.
+    #[arg(long, env = "RUSTAI_HOST", default_value = "127.0.0.1:11434")]
+    pub(crate) host: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ModelsArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Keep running and print changes as model files appear, change or disappear. Ctrl-C stops.
+    #[arg(long, conflicts_with = "json")]
+    pub(crate) watch: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SelectArgs {
+    /// The task: chat, completion, embedding, stt, tts.
+    #[arg(long, default_value = "chat")]
+    pub(crate) task: rustai_core::Task,
+    /// Prefer models on this machine.
+    #[arg(long)]
+    pub(crate) prefer_local: bool,
+    /// Prefer remote models.
+    #[arg(long)]
+    pub(crate) prefer_cloud: bool,
+    /// Prefer faster models.
+    #[arg(long)]
+    pub(crate) prefer_speed: bool,
+    /// Prefer better models.
+    #[arg(long)]
+    pub(crate) prefer_quality: bool,
+    /// Prefer models that draw less power.
+    #[arg(long)]
+    pub(crate) battery_sensitive: bool,
+    /// Leave out models slower than this to the first token.
+    #[arg(long, value_name = "MS")]
+    pub(crate) max_latency_ms: Option<u64>,
+    /// A tag the model must have (repeatable).
+    #[arg(long = "tag")]
+    pub(crate) tags: Vec<String>,
+    /// A tag that counts in a model's favour (repeatable).
+    #[arg(long = "prefer-tag")]
+    pub(crate) prefer_tags: Vec<String>,
+    /// A capability the model must have, e.g. chat_template, grammar (repeatable).
+    #[arg(long = "capability")]
+    pub(crate) capabilities: Vec<String>,
 }
 
 #[derive(Debug, Args)]

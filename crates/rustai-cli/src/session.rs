@@ -6,7 +6,7 @@ use std::{path::PathBuf, time::Instant};
 use anyhow::{Context, Result};
 use rustai_core::{
     abi::{LoadModelParams, ROption, RString, SamplingParams},
-    models, LlmModel, ModelFile, PluginManager,
+    LlmModel, ModelFile, PluginManager, Registry, RegistryOptions,
 };
 
 use crate::cli::{Cli, ModelArgs, SamplingArgs};
@@ -33,6 +33,11 @@ pub(crate) fn model_dirs(cli: &Cli) -> Vec<PathBuf> {
     }
 }
 
+/// The model registry over the model folders and models.toml.
+pub(crate) fn registry(cli: &Cli) -> Result<Registry> {
+    Ok(Registry::open(RegistryOptions { dirs: model_dirs(cli), config_file: cli.models_config.clone() })?)
+}
+
 /// Load every plugin; warn about rejected files.
 pub(crate) fn plugins(cli: &Cli) -> Result<PluginManager> {
     let dirs = plugin_dirs(cli);
@@ -55,16 +60,25 @@ pub(crate) struct Loaded {
 /// Resolve, pick a plugin, load.
 pub(crate) fn load_model(cli: &Cli, args: &ModelArgs, threads: u32) -> Result<Loaded> {
     let plugins = plugins(cli)?;
-    let file = models::resolve(&args.model, model_dirs(cli))?;
-    let llm = match &args.plugin {
+    let entry = if std::path::Path::new(&args.model).exists() {
+        Registry::entry_for_path(std::path::Path::new(&args.model))?
+    } else {
+        registry(cli)?.lookup(&args.model)?
+    };
+    if !entry.task.serves(rustai_core::Task::Completion) && entry.task != rustai_core::Task::Unknown {
+        anyhow::bail!("`{}` is a {} model; this command needs a chat or completion model", entry.id, entry.task.as_str());
+    }
+    let file = entry.file().with_context(|| format!("`{}` is a remote model; `rustai serve` reaches it through its plugin", entry.id))?;
+    let config_u32 = |key: &str| entry.config.get(key).and_then(|v| v.as_u64()).and_then(|v| u32::try_from(v).ok());
+    let llm = match args.plugin.as_ref().or(entry.provider.as_ref()) {
         Some(id) => plugins.llm(id)?,
         None => plugins.llm_for_format(file.format.as_str()).with_context(|| {
             format!("looked in {}", plugin_dirs(cli).iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "))
         })?,
     };
     let params = LoadModelParams {
-        context_length: args.ctx,
-        threads,
+        context_length: if args.ctx > 0 { args.ctx } else { config_u32("context_length").unwrap_or(0) },
+        threads: if threads > 0 { threads } else { config_u32("threads").unwrap_or(0) },
         gpu_layers: args.gpu_layers,
         ..LoadModelParams::new(file.path.to_string_lossy())
     };

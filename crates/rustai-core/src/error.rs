@@ -51,6 +51,40 @@ pub enum Error {
         candidates: Vec<String>,
     },
 
+    /// A file or folder that is not a usable model.
+    #[error("{path} is not a usable model: {reason}")]
+    InvalidModel {
+        /// The file or folder.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A model asked to do what it is not for (e.g. chat with an embedding model).
+    #[error("model `{model}` is a {task} model; this request needs a {wanted} model")]
+    WrongTask {
+        /// The model.
+        model: String,
+        /// What it is for.
+        task: &'static str,
+        /// What the request needs.
+        wanted: &'static str,
+    },
+    /// No model meets a selection's requirements.
+    #[error("no model for {task}: {}", .reasons.join("; "))]
+    NoSuitableModel {
+        /// The task asked for.
+        task: String,
+        /// Why each candidate was excluded (or that there were none).
+        reasons: Vec<String>,
+    },
+    /// A configuration file that cannot be used.
+    #[error("{path}: {message}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the line.
+        message: String,
+    },
     /// A model that does not fit the memory budget, even after evicting idle models.
     #[error("cannot load `{model}`: it needs about {needed}, the budget is {budget}, and {in_use} are held by {loaded} model(s) serving requests or pinned (at most {max_loaded} loaded)")]
     OverBudget {
@@ -87,7 +121,7 @@ pub enum Error {
 
 fn known_hint(known: &[String]) -> String {
     if known.is_empty() {
-        " (no models found; put a .gguf file in ./models)".to_owned()
+        " (no models found; put a .gguf file or a model folder in ./models)".to_owned()
     } else {
         format!(" (known: {})", known.join(", "))
     }

@@ -23,13 +23,17 @@
 //! - [`events`]: [`PluginEvent`] lifecycle events, logged and broadcast.
 //! - [`loader`]: one file: sniff, private copy, dlopen, layout/API/id checks, instantiate.
 //! - [`trust`]: folder permission checks and the sha256 allowlist (`plugins.lock`).
+//! - [`engine`]: [`Engine`]: registry lookup → adaptive rules → pooled model → metrics, the
+//!   path every request takes (server, CLI, embedding apps).
 //! - [`pool`]: [`ModelPool`]: shared loaded models within a memory budget (LRU eviction,
 //!   keep-alive, idle unload) that follow plugin reloads.
 //! - [`budget`]: [`Budget`], [`KeepAlive`] and memory estimates.
 //! - [`tool`]: [`Tools`]: typed calls into a tool plugin.
 //! - [`llm`]: [`Llm`] / [`LlmModel`]: blocking generation with a callback, async
 //!   [`TokenStream`]s, [`CancelToken`].
-//! - [`models`]: model files on disk, format detection by content, name resolution.
+//! - [`models`]: [`Registry`]: models found on disk (GGUF, safetensors folders, ONNX, Piper,
+//!   whisper.cpp; detected by content) or declared in `models.toml`, live updates, lookup
+//!   by id / prefix / `name:tag`, and explained selection.
 //! - [`adaptive`]: power profiles and thermal / battery / memory rules that adjust a
 //!   request's parameters, reporting each change.
 //! - [`monitor`]: [`ResourceMonitor`]: memory, CPU, temperature and battery snapshots from an
@@ -42,6 +46,7 @@
 
 pub mod adaptive;
 pub mod budget;
+pub mod engine;
 pub mod error;
 pub mod events;
 pub mod llm;
@@ -58,13 +63,17 @@ pub mod watch;
 /// The plugin ABI, re-exported so applications need only this crate.
 pub use rustai_abi as abi;
 
+/// Model file readers (and the Whisper CTranslate2 → ggml converter), re-exported.
+pub use rustai_formats as formats;
+
+pub use engine::{Engine, EngineConfig, LoadOptions, Prepared};
 pub use error::{Error, Result};
 pub use llm::{CancelToken, Llm, LlmModel, StreamEvent, TokenStream};
 pub use loader::RejectReason;
 pub use events::{EventKind, PluginEvent};
 pub use manager::{LoadedPlugin, PluginManager, Rejected, SyncOutcome};
 pub use metrics::{Metrics, RequestRecord, Summary};
-pub use models::{ModelFile, ModelFormat};
+pub use models::{ModelEntry, ModelFile, ModelFormat, Registry, RegistryOptions, SelectionCriteria, Task};
 pub use monitor::{ResourceMonitor, ResourceSnapshot};
 pub use budget::{Budget, KeepAlive};
 pub use pool::{Lease, LoadedModelStatus, ModelPool};

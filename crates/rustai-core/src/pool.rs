@@ -69,9 +69,15 @@ pub struct LoadedModelStatus {
     pub pinned: bool,
 }
 
-/// Models loaded through a [`PluginManager`], one per file.
-#[derive(Debug)]
+/// Models loaded through a [`PluginManager`], one per file. A cheap handle:
+/// clones share the same models.
+#[derive(Debug, Clone)]
 pub struct ModelPool {
+    inner: Arc<PoolInner>,
+}
+
+#[derive(Debug)]
+struct PoolInner {
     manager: PluginManager,
     budget: Budget,
     models: Mutex<HashMap<PathBuf, Entry>>,
@@ -79,29 +85,30 @@ pub struct ModelPool {
     loading: Mutex<()>,
 }
 
-/// A request's hold on a loaded model; derefs to [`LlmModel`].
+/// A request's hold on a loaded model; derefs to [`LlmModel`]. It owns a
+/// handle on the pool, so it can move into a task or thread.
 #[derive(Debug)]
-pub struct Lease<'a> {
-    pool: &'a ModelPool,
+pub struct Lease {
+    pool: ModelPool,
     model: Option<Arc<LlmModel>>,
     keep_alive: KeepAlive,
 }
 
-impl std::ops::Deref for Lease<'_> {
+impl std::ops::Deref for Lease {
     type Target = LlmModel;
     fn deref(&self) -> &LlmModel {
         self.model.as_ref().expect("present until drop")
     }
 }
 
-impl Lease<'_> {
+impl Lease {
     /// The shared model (for handing to a stream that outlives the lease, say).
     pub fn model(&self) -> &Arc<LlmModel> {
         self.model.as_ref().expect("present until drop")
     }
 }
 
-impl Drop for Lease<'_> {
+impl Drop for Lease {
     fn drop(&mut self) {
         let Some(model) = self.model.take() else { return };
         let now = Instant::now();
@@ -133,43 +140,43 @@ impl ModelPool {
 
     /// A pool over `manager`'s plugins within `budget`.
     pub fn with_budget(manager: PluginManager, budget: Budget) -> Self {
-        Self { manager, budget, models: Mutex::default(), loading: Mutex::new(()) }
+        Self { inner: Arc::new(PoolInner { manager, budget, models: Mutex::default(), loading: Mutex::new(()) }) }
     }
 
     /// The plugin manager.
     pub fn manager(&self) -> &PluginManager {
-        &self.manager
+        &self.inner.manager
     }
 
     /// The budget.
     pub fn budget(&self) -> Budget {
-        self.budget
+        self.inner.budget
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<PathBuf, Entry>> {
-        lock(&self.models)
+        lock(&self.inner.models)
     }
 
     /// [`Self::acquire`] with the budget's default keep-alive.
-    pub fn llm(&self, file: &ModelFile, params: &LoadModelParams, plugin: Option<&str>) -> Result<Lease<'_>> {
-        self.acquire(file, params, plugin, self.budget.default_keep_alive)
+    pub fn llm(&self, file: &ModelFile, params: &LoadModelParams, plugin: Option<&str>) -> Result<Lease> {
+        self.acquire(file, params, plugin, self.inner.budget.default_keep_alive)
     }
 
     /// A lease on the model in `file`, loaded with `params` by plugin `plugin` (or
     /// the first that reads the file's format), loading it if needed. A model
     /// loaded by a replaced plugin instance, or with other parameters, is loaded
     /// again. `keep_alive` applies when the lease ends.
-    pub fn acquire(&self, file: &ModelFile, params: &LoadModelParams, plugin: Option<&str>, keep_alive: KeepAlive) -> Result<Lease<'_>> {
+    pub fn acquire(&self, file: &ModelFile, params: &LoadModelParams, plugin: Option<&str>, keep_alive: KeepAlive) -> Result<Lease> {
         let llm = match plugin {
-            Some(id) => self.manager.llm(id)?,
-            None => self.manager.llm_for_format(file.format.as_str())?,
+            Some(id) => self.inner.manager.llm(id)?,
+            None => self.inner.manager.llm_for_format(file.format.as_str())?,
         };
         let params = LoadModelParams { path: file.path.to_string_lossy().as_ref().into(), ..params.clone() };
         let is_current = |entry: &Entry| {
             let p = entry.model.plugin();
             p.id() == llm.plugin().id() && p.generation() == llm.plugin().generation() && entry.params == params
         };
-        let lease = |model: Arc<LlmModel>| Lease { pool: self, model: Some(model), keep_alive };
+        let lease = |model: Arc<LlmModel>| Lease { pool: self.clone(), model: Some(model), keep_alive };
         let hit = |models: &mut HashMap<PathBuf, Entry>| {
             let entry = models.get_mut(&file.path).filter(|e| is_current(e))?;
             entry.last_used = Instant::now();
@@ -185,7 +192,7 @@ impl ModelPool {
                 return Ok(lease(model));
             }
         }
-        let _loading = lock(&self.loading);
+        let _loading = lock(&self.inner.loading);
         let needed = estimate_bytes(&file.path, params.context_length).map_err(|e| Error::io(&file.path, e))?;
         {
             let mut models = self.lock();
@@ -209,7 +216,7 @@ impl ModelPool {
     /// Evict idle models, least recently used first, until `needed` more bytes and one
     /// more model fit; refuse with the numbers if they cannot.
     fn make_room(&self, models: &mut HashMap<PathBuf, Entry>, id: &str, needed: u64) -> Result<Vec<(PathBuf, Entry)>> {
-        let budget = self.budget;
+        let budget = self.inner.budget;
         let used = |m: &HashMap<PathBuf, Entry>| m.values().map(|e| e.bytes).sum::<u64>();
         let fits = |m: &HashMap<PathBuf, Entry>| used(m).saturating_add(needed) <= budget.max_bytes && m.len() < budget.max_loaded;
         let mut evicted = Vec::new();
@@ -244,7 +251,7 @@ impl ModelPool {
             .iter()
             .filter(|(_, e)| {
                 let p = e.model.plugin();
-                !self.manager.get(p.id()).is_some_and(|current| current.generation() == p.generation())
+                self.inner.manager.get(p.id()).is_none_or(|current| current.generation() != p.generation())
             })
             .map(|(path, _)| path.clone())
             .collect();
@@ -270,13 +277,13 @@ impl ModelPool {
     }
 
     /// Reap every `every` on a background thread, until the pool is dropped.
-    pub fn spawn_reaper(self: &Arc<Self>, every: Duration) {
-        let pool: Weak<Self> = Arc::downgrade(self);
+    pub fn spawn_reaper(&self, every: Duration) {
+        let pool: Weak<PoolInner> = Arc::downgrade(&self.inner);
         let spawned = std::thread::Builder::new().name("rustai-model-reaper".into()).spawn(move || loop {
             std::thread::sleep(every);
             match pool.upgrade() {
-                Some(pool) => {
-                    pool.reap();
+                Some(inner) => {
+                    ModelPool { inner }.reap();
                 }
                 None => return,
             }

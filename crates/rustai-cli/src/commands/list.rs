@@ -1,7 +1,7 @@
-//! `rustai plugins` and `rustai models`.
+//! `rustai plugins`.
 
 use anyhow::Result;
-use rustai_core::{abi::HealthStatus, models};
+use rustai_core::abi::HealthStatus;
 
 use crate::{
     cli::{Cli, PluginsArgs},
@@ -67,23 +67,6 @@ fn watch(manager: &rustai_core::PluginManager) -> Result<()> {
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
         }
     }
-}
-
-pub(crate) fn models(cli: &Cli) -> Result<()> {
-    let dirs = session::model_dirs(cli);
-    let found = models::discover(&dirs);
-    if found.is_empty() {
-        println!(
-            "no models found in {} (scripts/fetch-models.sh fetches a small one)",
-            dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
-        );
-        return Ok(());
-    }
-    println!("{:<36} {:<7} {:>10} PATH", "ID", "FORMAT", "SIZE");
-    for m in found {
-        println!("{:<36} {:<7} {:>10} {}", m.id, m.format.as_str(), human_size(m.size), m.path.display());
-    }
-    Ok(())
 }
 
 pub(crate) fn human_size(bytes: u64) -> String {

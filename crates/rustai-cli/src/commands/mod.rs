@@ -3,7 +3,9 @@
 mod bench;
 mod chat;
 mod list;
+mod models;
 mod run;
+mod serve;
 
 use anyhow::Result;
 
@@ -14,9 +16,27 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
         Command::Run(args) => run::run(&cli, args),
         Command::Chat(args) => chat::run(&cli, args),
         Command::Plugins(args) => list::plugins(&cli, args),
-        Command::Models => list::models(&cli),
+        Command::Models(args) => models::list(&cli, args),
+        Command::Select(args) => models::select(&cli, args),
         Command::Bench(args) => bench::run(&cli, args),
+        Command::Serve(args) => serve::run(&cli, args),
+        Command::Ps(args) => serve::ps(args),
+        Command::ConvertWhisper(args) => convert_whisper(args),
     }
+}
+
+fn convert_whisper(args: &crate::cli::ConvertWhisperArgs) -> Result<()> {
+    let started = std::time::Instant::now();
+    let report = rustai_core::formats::convert_ct2(&args.src, &args.out)?;
+    println!(
+        "wrote {} ({} tensors, {} bytes, whisper-{}) in {:.1} s",
+        args.out.display(),
+        report.tensors,
+        report.bytes,
+        report.hparams.model_type(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// Print timings the way `--verbose` shows them.

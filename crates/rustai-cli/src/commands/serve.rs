@@ -1,0 +1,143 @@
+//! `rustai serve` (the HTTP server, with hot reload of plugins and models) and
+//! `rustai ps` (what a running server has loaded).
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use rustai_core::{
+    adaptive::{AdaptiveConfig, PowerProfile},
+    monitor::{ResourceMonitor, SystemSource},
+    Budget, Engine, EngineConfig, KeepAlive,
+};
+use rustai_server::ServerConfig;
+
+use crate::{
+    cli::{Cli, PsArgs, ServeArgs},
+    commands::list::human_size,
+    session,
+};
+
+/// "75%" of `total`, or a size such as "2GiB", "500MiB", "1500000000".
+fn parse_budget(text: &str, total: u64) -> Result<u64> {
+    let t = text.trim();
+    if let Some(p) = t.strip_suffix('%') {
+        let p: u8 = p.trim().parse().with_context(|| format!("budget {text}: a percentage from 1 to 100"))?;
+        return Ok(Budget::percent_of(total, p).max_bytes);
+    }
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().with_context(|| format!("budget {text}: use e.g. 75%, 2GiB or 500MiB"))?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1u64,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => bail!("budget {text}: unknown unit `{other}`"),
+    };
+    Ok((n * scale as f64) as u64)
+}
+
+fn parse_profile(name: &str) -> Result<PowerProfile> {
+    Ok(match name {
+        "performance" => PowerProfile::Performance,
+        "balanced" => PowerProfile::Balanced,
+        "power-saver" | "powersaver" => PowerProfile::PowerSaver,
+        "ultra-saver" | "ultrasaver" => PowerProfile::UltraSaver,
+        other => bail!("unknown power profile `{other}` (performance, balanced, power-saver, ultra-saver)"),
+    })
+}
+
+fn api_keys(args: &ServeArgs) -> Result<Vec<String>> {
+    let mut keys: Vec<String> = std::env::var("RUSTAI_API_KEYS").unwrap_or_default().split(',').map(str::trim).filter(|k| !k.is_empty()).map(str::to_owned).collect();
+    if let Some(file) = &args.api_key_file {
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        keys.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned));
+    }
+    Ok(keys)
+}
+
+pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
+    let plugins = session::plugins(cli)?;
+    let registry = session::registry(cli)?;
+    let monitor = match SystemSource::new() {
+        Ok(s) => Some(ResourceMonitor::new(Box::new(s), 60)),
+        Err(e) => {
+            tracing::warn!("no resource readings ({e}); adapting to the power profile only");
+            None
+        }
+    };
+    // Without readings, a percentage budget is taken of 8 GiB.
+    let total = monitor.as_ref().map_or(8 << 30, |m| m.sample().memory_total);
+    let budget = Budget {
+        max_bytes: parse_budget(&args.budget, total)?,
+        max_loaded: args.max_loaded.max(1),
+        default_keep_alive: KeepAlive::from_secs_f64(args.keep_alive),
+    };
+    let config = EngineConfig { budget, profile: parse_profile(&args.profile)?, adaptive: AdaptiveConfig::default(), reap_every: Duration::from_secs(1) };
+    let keys = api_keys(args)?;
+    let engine = Engine::new(plugins.clone(), registry.clone(), monitor, config);
+    // Hot reload: plugins and models follow their folders while serving.
+    let _watchers = if args.no_watch { None } else { Some((plugins.watch()?, registry.watch(Duration::from_millis(500))?)) };
+    let server = ServerConfig { addr: args.host, api_keys: keys, body_limit: args.body_limit, ..ServerConfig::default() };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(server.addr).await.with_context(|| format!("cannot listen on {}", server.addr))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(
+            %addr,
+            models = registry.len(),
+            plugins = plugins.plugins().len(),
+            budget = %human_size(budget.max_bytes),
+            auth = !server.api_keys.is_empty(),
+            "RustAI listening"
+        );
+        println!("listening on http://{addr}");
+        rustai_server::serve(listener, engine, server, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+pub(crate) fn ps(args: &PsArgs) -> Result<()> {
+    let url = format!("http://{}/api/ps", args.host.trim_start_matches("http://"));
+    let mut req = ureq::get(&url);
+    if let Some(key) = std::env::var("RUSTAI_API_KEY").ok().filter(|k| !k.is_empty()) {
+        req = req.set("Authorization", &format!("Bearer {key}"));
+    }
+    let body: serde_json::Value = req.call().with_context(|| format!("is `rustai serve` running at {}?", args.host))?.into_json()?;
+    let models = body["models"].as_array().cloned().unwrap_or_default();
+    if models.is_empty() {
+        println!("no models loaded");
+        return Ok(());
+    }
+    println!("{:<36} {:>10}  {:<8} {:<10} UNTIL", "NAME", "SIZE", "PLUGIN", "STATE");
+    for m in models {
+        let state = if m["in_use"].as_bool() == Some(true) { "serving" } else { "idle" };
+        println!(
+            "{:<36} {:>10}  {:<8} {:<10} {}",
+            m["name"].as_str().unwrap_or("?"),
+            human_size(m["size"].as_u64().unwrap_or(0)),
+            m["plugin"].as_str().unwrap_or("?"),
+            state,
+            m["expires_at"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,224 @@
+//! The engine: one handle over plugins, the model registry, the model pool,
+//! the resource monitor, the adaptive rules and the metrics, so that every
+//! request goes through the same steps:
+//!
+//! 1. look the model up in the [`Registry`] (id, prefix or `name:tag`);
+//! 2. read the device state and apply the power profile and the thermal /
+//!    battery / memory rules to the request ([`crate::adaptive`]); every change
+//!    is kept in [`Prepared::adjustments`] for the response and logged;
+//! 3. take a [`Lease`] on the model from the [`ModelPool`] (loading it within
+//!    the budget, evicting idle models);
+//! 4. after the request, [`Engine::record`] adds it to the [`Metrics`].
+//!
+//! The server and the CLI use it; applications embedding the core can too.
+
+use std::{
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
+
+use rustai_abi::{Completion, LoadModelParams, SamplingParams};
+
+use crate::{
+    adaptive::{adapt, AdaptiveConfig, Adjustment, DeviceState, InferenceParams, PowerProfile},
+    budget::{Budget, KeepAlive},
+    error::{Error, Result},
+    manager::PluginManager,
+    metrics::{Metrics, RequestRecord},
+    models::{ModelEntry, Registry, Task},
+    monitor::ResourceMonitor,
+    pool::{Lease, ModelPool},
+};
+
+/// Context used when neither the request nor `models.toml` sets one (as the gguf plugin's cap).
+pub const DEFAULT_CONTEXT: u32 = 4096;
+
+/// Engine settings.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineConfig {
+    /// Memory budget and keep-alive default for loaded models.
+    pub budget: Budget,
+    /// The power profile.
+    pub profile: PowerProfile,
+    /// Which adaptive rules apply.
+    pub adaptive: AdaptiveConfig,
+    /// How often idle models are checked for expiry.
+    pub reap_every: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self { budget: Budget::unlimited(), profile: PowerProfile::Balanced, adaptive: AdaptiveConfig::default(), reap_every: Duration::from_secs(1) }
+    }
+}
+
+/// Per-request load settings (0 = from `models.toml`, else the default).
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Context length.
+    pub context_length: u32,
+    /// CPU threads.
+    pub threads: u32,
+    /// GPU layers (-1 = all).
+    pub gpu_layers: i32,
+    /// Keep-alive after this request (`None` = the budget's default).
+    pub keep_alive: Option<KeepAlive>,
+    /// Use this plugin instead of the model's.
+    pub plugin: Option<String>,
+}
+
+/// A request ready to run: the model leased, the parameters adapted.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The registry entry that serves the request.
+    pub entry: ModelEntry,
+    /// The model; held until the request ends.
+    pub lease: Lease,
+    /// What the adaptive rules changed, and why.
+    pub adjustments: Vec<Adjustment>,
+    /// Time spent looking up and (if needed) loading the model.
+    pub load_duration: Duration,
+    /// When preparation started.
+    pub started: Instant,
+}
+
+impl Prepared {
+    /// The plugin serving the model.
+    pub fn plugin_id(&self) -> &str {
+        self.lease.plugin_id()
+    }
+}
+
+struct Inner {
+    plugins: PluginManager,
+    registry: Registry,
+    pool: ModelPool,
+    monitor: Option<ResourceMonitor>,
+    policy: RwLock<(PowerProfile, AdaptiveConfig)>,
+    metrics: Metrics,
+}
+
+/// A cheap handle (clones share everything).
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("registry", &self.inner.registry).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over `plugins` and `registry`; `monitor` = `None` adapts to the profile only.
+    /// Starts the idle-model reaper.
+    pub fn new(plugins: PluginManager, registry: Registry, monitor: Option<ResourceMonitor>, config: EngineConfig) -> Self {
+        let pool = ModelPool::with_budget(plugins.clone(), config.budget);
+        pool.spawn_reaper(config.reap_every);
+        let policy = RwLock::new((config.profile, config.adaptive));
+        Self { inner: Arc::new(Inner { plugins, registry, pool, monitor, policy, metrics: Metrics::new() }) }
+    }
+
+    /// The plugins.
+    pub fn plugins(&self) -> &PluginManager {
+        &self.inner.plugins
+    }
+    /// The model registry.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+    /// The loaded models.
+    pub fn pool(&self) -> &ModelPool {
+        &self.inner.pool
+    }
+    /// Request metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+    /// The resource monitor, if any.
+    pub fn monitor(&self) -> Option<&ResourceMonitor> {
+        self.inner.monitor.as_ref()
+    }
+
+    /// The power profile and rules in force.
+    pub fn policy(&self) -> (PowerProfile, AdaptiveConfig) {
+        *self.inner.policy.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Change the power profile and rules.
+    pub fn set_policy(&self, profile: PowerProfile, config: AdaptiveConfig) {
+        *self.inner.policy.write().unwrap_or_else(std::sync::PoisonError::into_inner) = (profile, config);
+    }
+
+    /// The device state now (all nominal without a monitor).
+    pub fn device_state(&self) -> DeviceState {
+        self.monitor().map(|m| m.sample().device_state()).unwrap_or_default()
+    }
+
+    /// Look `model` up; an error unless it serves `task`.
+    pub fn resolve(&self, model: &str, task: Task) -> Result<ModelEntry> {
+        let entry = self.inner.registry.lookup(model)?;
+        if !entry.task.serves(task) && entry.task != Task::Unknown {
+            return Err(Error::WrongTask { model: entry.id, task: entry.task.as_str(), wanted: task.as_str() });
+        }
+        Ok(entry)
+    }
+
+    /// Steps 1–3 for a text request: resolve, adapt `sampling` and the load settings, lease the model.
+    pub fn prepare_llm(&self, model: &str, options: &LoadOptions, sampling: &mut SamplingParams) -> Result<Prepared> {
+        let started = Instant::now();
+        let entry = self.resolve(model, Task::Completion)?;
+        let file = entry.file().ok_or_else(|| Error::NoPluginFor(format!("serves remote model `{}` yet", entry.id)))?;
+        let from_config = |key: &str| entry.config.get(key).and_then(serde_json::Value::as_i64);
+        let pick = |asked: u32, key: &str, default: u32| match asked {
+            0 => from_config(key).and_then(|v| u32::try_from(v).ok()).unwrap_or(default),
+            n => n,
+        };
+        let trained = entry.meta.context_length.map_or(DEFAULT_CONTEXT, |c| u32::try_from(c).unwrap_or(u32::MAX));
+        let asked = InferenceParams {
+            max_tokens: sampling.max_tokens,
+            threads: pick(options.threads, "threads", 0),
+            batch_size: 0,
+            context_length: pick(options.context_length, "context_length", DEFAULT_CONTEXT.min(trained)),
+            use_gpu: options.gpu_layers != 0 || from_config("gpu_layers").is_some_and(|g| g != 0),
+            prefer_cloud: false,
+            cache_enabled: true,
+        };
+        let (profile, rules) = self.policy();
+        let (adapted, mut adjustments) = adapt(asked, profile, &rules, &self.device_state());
+        // The design's batch_size (requests batched together) has no per-request knob in the
+        // plugins yet, so it is not applied and not reported as applied.
+        adjustments.retain(|a| a.field != "batch_size");
+        sampling.max_tokens = adapted.max_tokens;
+        let gpu_layers = if options.gpu_layers != 0 { options.gpu_layers } else { from_config("gpu_layers").map_or(0, |g| g as i32) };
+        let params = LoadModelParams {
+            context_length: adapted.context_length,
+            threads: adapted.threads,
+            gpu_layers: if adapted.use_gpu { gpu_layers } else { 0 },
+            ..LoadModelParams::new(file.path.to_string_lossy())
+        };
+        let plugin = options.plugin.as_deref().or(entry.provider.as_deref());
+        let keep_alive = options.keep_alive.unwrap_or(self.inner.pool.budget().default_keep_alive);
+        let lease = self.inner.pool.acquire(&file, &params, plugin, keep_alive)?;
+        Ok(Prepared { entry, lease, adjustments, load_duration: started.elapsed(), started })
+    }
+
+    /// Step 4: record a finished request (or a failed one) in the metrics.
+    pub fn record(&self, prepared: &Prepared, outcome: std::result::Result<&Completion, &Error>) {
+        let latency = prepared.started.elapsed();
+        let record = match outcome {
+            Ok(done) => RequestRecord::from_completion(&prepared.entry.id, prepared.plugin_id(), done, latency),
+            Err(_) => RequestRecord {
+                model: prepared.entry.id.clone(),
+                plugin: prepared.plugin_id().to_owned(),
+                tokens_in: 0,
+                tokens_out: 0,
+                latency,
+                generation: Duration::ZERO,
+                failed: true,
+            },
+        };
+        self.inner.metrics.record(&record);
+    }
+}

@@ -1,0 +1,61 @@
+//! Optional API keys: `Authorization: Bearer KEY` or `x-api-key: KEY`,
+//! compared in constant time. Keys are never logged. `/health` stays open so
+//! supervisors can probe the service.
+
+use std::sync::atomic::Ordering;
+
+use axum::{
+    extract::{Request, State},
+    http::{header, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use subtle::ConstantTimeEq;
+
+use crate::{error::ApiError, state::AppState};
+
+fn presented(req: &Request) -> Option<&str> {
+    let h = req.headers();
+    h.get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .or_else(|| h.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+}
+
+/// Whether `key` equals one of `keys`; every key is compared, in constant time.
+fn matches(keys: &[String], key: &str) -> bool {
+    keys.iter().fold(false, |ok, k| ok | bool::from(k.as_bytes().ct_eq(key.as_bytes())))
+}
+
+pub(crate) async fn require_key(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let keys = &state.config.api_keys;
+    if keys.is_empty() || req.uri().path() == "/health" {
+        return next.run(req).await;
+    }
+    let openai = req.uri().path().starts_with("/v1/");
+    let refuse = |msg: &str| {
+        state.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
+        let e = ApiError::new(StatusCode::UNAUTHORIZED, msg);
+        let mut r = if openai { e.openai() } else { e }.into_response();
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        r
+    };
+    match presented(&req) {
+        None => refuse("missing API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`"),
+        Some(k) if !matches(keys, k) => refuse("invalid API key"),
+        Some(_) => next.run(req).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_match_exactly() {
+        let keys = vec!["alpha".to_owned(), "beta-key".to_owned()];
+        assert!(matches(&keys, "alpha") && matches(&keys, "beta-key"));
+        assert!(!matches(&keys, "alph") && !matches(&keys, "alphaa") && !matches(&keys, ""));
+    }
+}

@@ -1,0 +1,109 @@
+//! HTTP errors: a status and a JSON body in the shape each API's clients expect
+//! (Ollama: `{"error": "..."}`; OpenAI: `{"error": {"message", "type", "code"}}`).
+//! Internal details (paths, plugin internals) are logged, not sent.
+
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Json,
+};
+use rustai_core::Error as CoreError;
+
+/// Which API's error shape to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// `{"error": "message"}` (Ollama and RustAI's own endpoints).
+    Ollama,
+    /// `{"error": {"message", "type", "param", "code"}}`.
+    OpenAi,
+}
+
+/// An error answered over HTTP.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// What the client is told.
+    pub message: String,
+    /// Error shape.
+    pub flavor: Flavor,
+}
+
+/// `Result` with [`ApiError`].
+pub type ApiResult<T> = std::result::Result<T, ApiError>;
+
+impl ApiError {
+    /// An error with `status` and `message`.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into(), flavor: Flavor::Ollama }
+    }
+    /// 400.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+    /// 501: the endpoint needs a plugin family that is not loaded.
+    pub fn missing_family(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_IMPLEMENTED,
+            format!("no loaded plugin provides {what}; add one to the plugin folder (see `rustai plugins`)"),
+        )
+    }
+    /// Use the OpenAI shape.
+    pub fn openai(mut self) -> Self {
+        self.flavor = Flavor::OpenAi;
+        self
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        let status = match &e {
+            CoreError::UnknownModel { .. } => StatusCode::NOT_FOUND,
+            CoreError::AmbiguousModel { .. } | CoreError::WrongTask { .. } => StatusCode::BAD_REQUEST,
+            CoreError::OverBudget { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            CoreError::NoPluginFor(_) | CoreError::MissingFamily { .. } | CoreError::UnknownPlugin(_) => StatusCode::NOT_IMPLEMENTED,
+            CoreError::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+            CoreError::Plugin { source, .. } => match source.kind {
+                rustai_core::abi::ErrorKind::InvalidInput | rustai_core::abi::ErrorKind::Unsupported => StatusCode::BAD_REQUEST,
+                rustai_core::abi::ErrorKind::InvalidModel | rustai_core::abi::ErrorKind::NotFound => StatusCode::UNPROCESSABLE_ENTITY,
+                rustai_core::abi::ErrorKind::ResourceExhausted | rustai_core::abi::ErrorKind::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!("internal error: {e}");
+            return Self::new(status, "internal error (details in the server log)");
+        }
+        let message = match &e {
+            // Do not tell clients where files live.
+            CoreError::UnknownModel { name, known } => {
+                format!("model '{name}' not found{}", if known.is_empty() { String::new() } else { format!(" (available: {})", known.join(", ")) })
+            }
+            CoreError::Plugin { source, .. } => source.message.to_string(),
+            other => other.to_string(),
+        };
+        Self::new(status, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = match self.flavor {
+            Flavor::Ollama => serde_json::json!({ "error": self.message }),
+            Flavor::OpenAi => {
+                let kind = match self.status.as_u16() {
+                    401 => "authentication_error",
+                    404 => "not_found_error",
+                    413 | 400 | 422 => "invalid_request_error",
+                    429 => "rate_limit_error",
+                    501 => "not_implemented",
+                    _ => "server_error",
+                };
+                serde_json::json!({ "error": { "message": self.message, "type": kind, "param": null, "code": self.status.as_u16() } })
+            }
+        };
+        (self.status, Json(body)).into_response()
+    }
+}

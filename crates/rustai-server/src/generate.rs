@@ -1,0 +1,134 @@
+//! The text-generation path both APIs share: resolve and lease the model
+//! through the engine (off the async runtime: loading blocks), stream the
+//! reply, record metrics when it ends, count it as cancelled when the client
+//! goes away first (dropping the stream cancels the generation in the plugin).
+
+use std::sync::atomic::Ordering;
+
+use rustai_core::{
+    abi::{ChatMessage, ChatRequest, Completion, GenerateRequest, SamplingParams},
+    adaptive::Adjustment,
+    Engine, LoadOptions, Prepared, StreamEvent, TokenStream,
+};
+
+use crate::{error::ApiResult, state::AppState};
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub(crate) enum Input {
+    /// Raw text, no template.
+    Prompt(String),
+    /// Messages, through the model's chat template.
+    Chat(Vec<ChatMessage>),
+}
+
+/// A generation request in core terms.
+#[derive(Debug, Clone)]
+pub(crate) struct TextJob {
+    pub(crate) model: String,
+    pub(crate) input: Input,
+    pub(crate) sampling: SamplingParams,
+    pub(crate) load: LoadOptions,
+}
+
+/// A running generation; dropping it before the end cancels it.
+pub(crate) struct Generation {
+    pub(crate) prepared: Prepared,
+    stream: TokenStream,
+    state: AppState,
+    finished: bool,
+}
+
+impl std::fmt::Debug for Generation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Generation").field("model", &self.prepared.entry.id).finish_non_exhaustive()
+    }
+}
+
+/// Lease the model (loading it if needed) with the adapted parameters.
+pub(crate) async fn prepare(engine: &Engine, model: String, load: LoadOptions, sampling: SamplingParams) -> ApiResult<(Prepared, SamplingParams)> {
+    let engine = engine.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut sampling = sampling;
+        let prepared = engine.prepare_llm(&model, &load, &mut sampling)?;
+        Ok((prepared, sampling))
+    })
+    .await
+    .map_err(|e| crate::error::ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("worker failed: {e}")))?
+}
+
+/// Start generating.
+pub(crate) async fn start(state: &AppState, job: TextJob) -> ApiResult<Generation> {
+    let (prepared, sampling) = prepare(&state.engine, job.model, job.load, job.sampling).await?;
+    let model = std::sync::Arc::clone(prepared.lease.model());
+    let stream = match job.input {
+        Input::Prompt(p) => model.stream_generate(GenerateRequest::new(p, sampling)),
+        Input::Chat(messages) => model.stream_chat(ChatRequest { messages: messages.into(), params: sampling }),
+    };
+    state.counters.in_flight.fetch_add(1, Ordering::Relaxed);
+    Ok(Generation { prepared, stream, state: state.clone(), finished: false })
+}
+
+impl Generation {
+    /// The next piece, the final completion, or an error.
+    pub(crate) async fn next(&mut self) -> Option<StreamEvent> {
+        let event = self.stream.next().await;
+        match &event {
+            Some(StreamEvent::Done(done)) => self.finish(Ok(done)),
+            Some(StreamEvent::Error(e)) => self.finish(Err(e)),
+            _ => {}
+        }
+        event
+    }
+
+    fn finish(&mut self, outcome: Result<&Completion, &rustai_core::Error>) {
+        if !self.finished {
+            self.finished = true;
+            self.state.engine.record(&self.prepared, outcome);
+            self.state.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+            if outcome.is_ok_and(|d| d.finish_reason == rustai_core::abi::FinishReason::Cancelled) {
+                self.state.counters.cancelled.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Run to the end and return the whole text.
+    pub(crate) async fn collect(mut self) -> ApiResult<Completion> {
+        while let Some(event) = self.next().await {
+            match event {
+                StreamEvent::Piece(_) => {}
+                StreamEvent::Done(done) => return Ok(done),
+                StreamEvent::Error(e) => return Err(e.into()),
+            }
+        }
+        Err(crate::error::ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "generation ended without a result"))
+    }
+
+    /// The adjustments the adaptive rules made, as JSON.
+    pub(crate) fn metadata(&self) -> serde_json::Value {
+        metadata(&self.prepared.entry.id, self.prepared.plugin_id(), &self.prepared.adjustments)
+    }
+}
+
+impl Drop for Generation {
+    fn drop(&mut self) {
+        if !self.finished {
+            // The client went away: the stream's drop cancels the plugin's generation.
+            self.finished = true;
+            self.state.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+            self.state.counters.cancelled.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(model = %self.prepared.entry.id, "client disconnected; generation cancelled");
+        }
+    }
+}
+
+/// The `rustai` object added to final responses: which model and plugin served, what was adapted.
+pub(crate) fn metadata(model: &str, plugin: &str, adjustments: &[Adjustment]) -> serde_json::Value {
+    serde_json::json!({
+        "model": model,
+        "plugin": plugin,
+        "adjustments": adjustments.iter().map(|a| serde_json::json!({
+            "field": a.field, "from": a.from, "to": a.to, "reason": a.reason,
+        })).collect::<Vec<_>>(),
+    })
+}

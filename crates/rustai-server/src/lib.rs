@@ -1,0 +1,147 @@
+//! # rustai-server: Ollama- and OpenAI-compatible HTTP APIs over the RustAI engine
+//!
+//! A library so the server can be embedded and tested; `rustai serve` is a
+//! thin wrapper. Only this crate knows the Ollama and OpenAI JSON shapes: it
+//! converts them to core types at the edge.
+//!
+//! ## Layout
+//! - [`ServerConfig`], [`router`], [`serve`]: settings, routes, the listener with
+//!   graceful shutdown.
+//! - `ollama`: `/api/*` (NDJSON streaming). `openai`: `/v1/*` (SSE streaming).
+//! - `runtime`: `/health`, `/metrics` (Prometheus), `/plugins`, `/models/installed`,
+//!   `/runtime/load/{model}`, `/runtime/unload/{model}`.
+//! - `generate` + `stream`: the shared generation path; a client that disconnects
+//!   cancels its generation.
+//! - `auth`: optional API keys. `extract`: JSON bodies with clear 400/413 errors.
+//! - `error`: [`ApiError`], a status and a JSON body in each API's shape.
+//!
+//! **Invariant:** handlers never block the async runtime: model loads and
+//! generation run on the blocking pool.
+
+mod auth;
+mod convert;
+pub mod error;
+mod extract;
+mod generate;
+mod ollama;
+mod openai;
+mod runtime;
+mod state;
+mod stream;
+
+use std::{future::IntoFuture, net::SocketAddr, sync::atomic::Ordering, time::Duration};
+
+use axum::{
+    extract::DefaultBodyLimit,
+    http::StatusCode,
+    middleware,
+    routing::{get, post},
+    Router,
+};
+use rustai_core::{Engine, EventKind};
+
+pub use error::{ApiError, ApiResult};
+use state::AppState;
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen (default 127.0.0.1:11434, Ollama's port).
+    pub addr: SocketAddr,
+    /// Accepted API keys; empty = no authentication.
+    pub api_keys: Vec<String>,
+    /// Largest request body, bytes.
+    pub body_limit: usize,
+    /// How long in-flight requests may take to finish at shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 11434)),
+            api_keys: Vec::new(),
+            body_limit: 8 << 20,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Every route, with authentication and the body limit.
+pub fn router(engine: Engine, config: ServerConfig) -> Router {
+    let body_limit = config.body_limit;
+    let state = AppState::new(engine, config);
+    count_plugin_events(&state);
+    Router::new()
+        .route("/", get(|| async { "RustAI is running" }))
+        .route("/api/version", get(ollama::version))
+        .route("/api/tags", get(ollama::tags))
+        .route("/api/ps", get(ollama::ps))
+        .route("/api/show", post(ollama::show))
+        .route("/api/generate", post(ollama::generate))
+        .route("/api/chat", post(ollama::chat))
+        .route("/api/embed", post(ollama::embed))
+        .route("/api/embeddings", post(ollama::embed))
+        .route("/v1/models", get(openai::models))
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/completions", post(openai::completions))
+        .route("/v1/embeddings", post(openai::embeddings))
+        .route("/v1/audio/transcriptions", post(openai::transcriptions))
+        .route("/v1/audio/speech", post(openai::speech))
+        .route("/health", get(runtime::health))
+        .route("/metrics", get(runtime::metrics))
+        .route("/plugins", get(runtime::plugins))
+        .route("/models/installed", get(runtime::installed))
+        .route("/runtime/load/{model}", post(runtime::load))
+        .route("/runtime/unload/{model}", post(runtime::unload))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_key))
+        .route_layer(middleware::from_fn_with_state(state.clone(), runtime::count_http))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// Count plugin reloads and rejections for `/metrics`.
+fn count_plugin_events(state: &AppState) {
+    let mut events = state.engine.plugins().subscribe();
+    let counters = std::sync::Arc::clone(&state.counters);
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(e) if e.kind == EventKind::Reloaded => _ = counters.reloads.fetch_add(1, Ordering::Relaxed),
+                    Ok(e) if e.kind == EventKind::Rejected => _ = counters.rejections.fetch_add(1, Ordering::Relaxed),
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+}
+
+/// Listen on `listener` until `shutdown` resolves; then stop accepting and give
+/// running requests `shutdown_grace` to finish (streams still running after
+/// that are dropped, which cancels their generations).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    engine: Engine,
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let grace = config.shutdown_grace;
+    let app = router(engine, config);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing requests in flight");
+        let _ = tx.send(());
+    });
+    let mut server = std::pin::pin!(server.into_future());
+    tokio::select! {
+        r = &mut server => r,
+        () = async { let _ = rx.await; tokio::time::sleep(grace).await } => {
+            tracing::warn!("shutdown grace of {grace:?} over; cancelling what is still running");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! The Ollama API (`/api/*`): the shapes, streaming (NDJSON, on by default)
+//! and duration fields (nanoseconds) of Ollama, so its clients work unchanged.
+
+use std::time::{Instant, SystemTime};
+
+use axum::{
+    body::Body as HttpBody,
+    extract::State,
+    http::{header, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use rustai_core::{
+    abi::{ChatMessage, Completion},
+    KeepAlive, StreamEvent, Task,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::{
+    convert::{details, json_format, nanos, ollama_load, ollama_sampling, rfc3339, unix, Options},
+    error::{ApiError, ApiResult},
+    extract::Body,
+    generate::{self, Generation, Input, TextJob},
+    state::AppState,
+};
+
+/// Fields `/api/generate` and `/api/chat` share.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Shared {
+    model: String,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    format: Option<Value>,
+    #[serde(default)]
+    options: Options,
+    #[serde(default)]
+    keep_alive: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct GenerateBody {
+    #[serde(flatten)]
+    shared: Shared,
+    #[serde(default)]
+    prompt: String,
+    #[serde(default)]
+    system: Option<String>,
+    #[serde(default)]
+    raw: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Message {
+    role: String,
+    #[serde(default)]
+    content: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ChatBody {
+    #[serde(flatten)]
+    shared: Shared,
+    #[serde(default)]
+    messages: Vec<Message>,
+}
+
+/// How the reply is shaped: `/api/generate` (`response`) or `/api/chat` (`message`).
+#[derive(Clone, Copy)]
+enum Shape {
+    Generate,
+    Chat,
+}
+
+fn piece(shape: Shape, model: &str, text: &str) -> Value {
+    let mut v = json!({ "model": model, "created_at": rfc3339(SystemTime::now()), "done": false });
+    match shape {
+        Shape::Generate => v["response"] = text.into(),
+        Shape::Chat => v["message"] = json!({ "role": "assistant", "content": text }),
+    }
+    v
+}
+
+fn last(shape: Shape, model: &str, text: &str, done: &Completion, gen: &Generation, started: Instant) -> Value {
+    let mut v = piece(shape, model, text);
+    let t = &done.timings;
+    v["done"] = true.into();
+    v["done_reason"] = done.finish_reason.as_str().into();
+    v["total_duration"] = nanos(started.elapsed()).into();
+    v["load_duration"] = nanos(gen.prepared.load_duration).into();
+    v["prompt_eval_count"] = done.tokens_in.into();
+    v["prompt_eval_duration"] = ((t.prompt_eval_ms * 1e6) as u64).into();
+    v["eval_count"] = done.tokens_out.into();
+    v["eval_duration"] = ((t.generation_ms * 1e6) as u64).into();
+    v["rustai"] = gen.metadata();
+    v
+}
+
+/// Stream NDJSON, or collect into one object.
+async fn respond(state: AppState, job: TextJob, stream: bool, shape: Shape, model: String) -> ApiResult<Response> {
+    let started = Instant::now();
+    let mut gen = generate::start(&state, job).await?;
+    if !stream {
+        let mut text = String::new();
+        while let Some(event) = gen.next().await {
+            match event {
+                StreamEvent::Piece(p) => text.push_str(&p),
+                StreamEvent::Done(done) => return Ok(Json(last(shape, &model, &text, &done, &gen, started)).into_response()),
+                StreamEvent::Error(e) => return Err(e.into()),
+            }
+        }
+        return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "generation ended without a result"));
+    }
+    let lines = crate::stream::lines(gen, move |gen, event| {
+        let v = match event {
+            StreamEvent::Piece(p) => piece(shape, &model, &p),
+            StreamEvent::Done(done) => last(shape, &model, "", &done, gen, started),
+            StreamEvent::Error(e) => json!({ "error": ApiError::from(e).message }),
+        };
+        vec![format!("{v}\n")]
+    });
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .body(HttpBody::from_stream(lines))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()))
+}
+
+/// Resolve the model and convert the shared fields.
+fn shared(state: &AppState, s: &Shared, task: Task) -> ApiResult<(String, rustai_core::abi::SamplingParams, rustai_core::LoadOptions)> {
+    let entry = state.engine.resolve(&s.model, task)?;
+    let mut sampling = ollama_sampling(&s.options);
+    json_format(s.format.as_ref(), &mut sampling)?;
+    Ok((entry.id, sampling, ollama_load(&s.options, s.keep_alive.as_ref())?))
+}
+
+pub(crate) async fn generate(State(state): State<AppState>, Body(body): Body<GenerateBody>) -> ApiResult<Response> {
+    let (id, sampling, load) = shared(&state, &body.shared, Task::Completion)?;
+    if body.prompt.is_empty() {
+        return load_or_unload(state, id, load, Shape::Generate).await;
+    }
+    let input = if body.raw {
+        Input::Prompt(body.prompt)
+    } else {
+        let mut messages: Vec<ChatMessage> = body.system.iter().map(|s| ChatMessage::new("system", s.as_str())).collect();
+        messages.push(ChatMessage::new("user", body.prompt));
+        Input::Chat(messages)
+    };
+    let job = TextJob { model: id, input, sampling, load };
+    respond(state, job, body.shared.stream.unwrap_or(true), Shape::Generate, body.shared.model).await
+}
+
+pub(crate) async fn chat(State(state): State<AppState>, Body(body): Body<ChatBody>) -> ApiResult<Response> {
+    let (id, sampling, load) = shared(&state, &body.shared, Task::Chat)?;
+    if body.messages.is_empty() {
+        return load_or_unload(state, id, load, Shape::Chat).await;
+    }
+    let messages = body.messages.into_iter().map(|m| ChatMessage::new(m.role, m.content)).collect();
+    let job = TextJob { model: id, input: Input::Chat(messages), sampling, load };
+    respond(state, job, body.shared.stream.unwrap_or(true), Shape::Chat, body.shared.model).await
+}
+
+/// An empty prompt loads the model (or, with `keep_alive: 0`, unloads it), as in Ollama.
+async fn load_or_unload(state: AppState, id: String, load: rustai_core::LoadOptions, shape: Shape) -> ApiResult<Response> {
+    let mut v = piece(shape, &id, "");
+    v["done"] = true.into();
+    if load.keep_alive == Some(KeepAlive::Unload) {
+        crate::runtime::unload_model(&state, &id)?;
+        v["done_reason"] = "unload".into();
+    } else {
+        let started = Instant::now();
+        let (prepared, _) = generate::prepare(&state.engine, id, load, Default::default()).await?;
+        drop(prepared);
+        v["done_reason"] = "load".into();
+        v["load_duration"] = nanos(started.elapsed()).into();
+    }
+    Ok(Json(v).into_response())
+}
+
+pub(crate) async fn tags(State(state): State<AppState>) -> Json<Value> {
+    let models: Vec<Value> = state
+        .engine
+        .registry()
+        .entries()
+        .iter()
+        .map(|m| {
+            json!({
+                "name": m.full_name(),
+                "model": m.full_name(),
+                "modified_at": rfc3339(m.modified.unwrap_or(SystemTime::UNIX_EPOCH)),
+                "size": m.size,
+                "digest": state.digest(m),
+                "details": details(m),
+            })
+        })
+        .collect();
+    Json(json!({ "models": models }))
+}
+
+pub(crate) async fn ps(State(state): State<AppState>) -> Json<Value> {
+    let entries = state.engine.registry().entries();
+    let now = Instant::now();
+    let models: Vec<Value> = state
+        .engine
+        .pool()
+        .status()
+        .iter()
+        .filter_map(|s| {
+            let m = entries.iter().find(|e| e.path() == Some(s.path.as_path()))?;
+            let expires = match s.expires {
+                Some(t) => SystemTime::now() + t.saturating_duration_since(now),
+                None if s.in_use => SystemTime::now(),
+                // Kept forever: far in the future, as Ollama shows it.
+                None => SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(unix(SystemTime::now()) + 100 * 365 * 86_400),
+            };
+            Some(json!({
+                "name": m.full_name(),
+                "model": m.full_name(),
+                "size": s.bytes,
+                "digest": state.digest(m),
+                "details": details(m),
+                "expires_at": rfc3339(expires),
+                "size_vram": 0,
+                "plugin": s.plugin,
+                "in_use": s.in_use,
+            }))
+        })
+        .collect();
+    Json(json!({ "models": models }))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ShowBody {
+    #[serde(alias = "name")]
+    model: String,
+}
+
+pub(crate) async fn show(State(state): State<AppState>, Body(body): Body<ShowBody>) -> ApiResult<Json<Value>> {
+    let m = state.engine.registry().lookup(&body.model)?;
+    let arch = m.meta.architecture.clone().unwrap_or_default();
+    let mut info = serde_json::Map::new();
+    info.insert("general.architecture".into(), arch.clone().into());
+    if let Some(p) = m.meta.parameters {
+        info.insert("general.parameter_count".into(), p.into());
+    }
+    if let Some(c) = m.meta.context_length {
+        info.insert(format!("{arch}.context_length"), c.into());
+    }
+    if let Some(d) = m.meta.embedding_dim {
+        info.insert(format!("{arch}.embedding_length"), d.into());
+    }
+    let mut capabilities = vec![m.task.as_str()];
+    if m.task == Task::Chat {
+        capabilities = vec!["completion", "chat"];
+    }
+    Ok(Json(json!({
+        "modelfile": format!("FROM {}\n", m.id),
+        "parameters": "",
+        "template": if m.meta.chat_template { "{{ .Prompt }} (the model's own chat template)" } else { "" },
+        "details": details(&m),
+        "model_info": info,
+        "capabilities": capabilities,
+        "modified_at": rfc3339(m.modified.unwrap_or(SystemTime::UNIX_EPOCH)),
+    })))
+}
+
+pub(crate) async fn version() -> Json<Value> {
+    Json(json!({ "version": env!("CARGO_PKG_VERSION") }))
+}
+
+/// `/api/embed` and `/api/embeddings`: need an embedding plugin.
+pub(crate) async fn embed(State(state): State<AppState>, Body(body): Body<Value>) -> ApiResult<Json<Value>> {
+    let model = body.get("model").and_then(Value::as_str).ok_or_else(|| ApiError::bad_request("`model` is required"))?;
+    let entry = state.engine.resolve(model, Task::Embedding)?;
+    let _ = entry;
+    Err(ApiError::missing_family("embeddings (an EmbeddingPlugin such as the candle plugin)"))
+}

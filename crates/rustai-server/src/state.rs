@@ -1,0 +1,65 @@
+//! Shared server state: the engine, settings, counters and caches.
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{atomic::AtomicU64, Arc, Mutex},
+    time::{Instant, SystemTime},
+};
+
+use rustai_core::Engine;
+
+use crate::ServerConfig;
+
+/// Counters the engine's metrics do not cover.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// HTTP requests by (route, status).
+    pub(crate) http: Mutex<HashMap<(String, u16), u64>>,
+    /// Generations running now.
+    pub(crate) in_flight: AtomicU64,
+    /// Generations cancelled (client disconnected).
+    pub(crate) cancelled: AtomicU64,
+    /// Plugin hot reloads.
+    pub(crate) reloads: AtomicU64,
+    /// Plugin files refused.
+    pub(crate) rejections: AtomicU64,
+    /// Requests refused for a missing or wrong key.
+    pub(crate) unauthorized: AtomicU64,
+}
+
+/// A model file version: path, size, modification time.
+type FileKey = (PathBuf, u64, Option<SystemTime>);
+
+/// Everything handlers share; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) engine: Engine,
+    pub(crate) config: Arc<ServerConfig>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) started: Instant,
+    /// sha256 of model files, by (path, size, mtime).
+    digests: Arc<Mutex<HashMap<FileKey, String>>>,
+}
+
+impl AppState {
+    pub(crate) fn new(engine: Engine, config: ServerConfig) -> Self {
+        Self { engine, config: Arc::new(config), counters: Arc::default(), started: Instant::now(), digests: Arc::default() }
+    }
+
+    /// The sha256 of a model file, computed once per version of the file.
+    pub(crate) fn digest(&self, entry: &rustai_core::ModelEntry) -> String {
+        let Some(path) = entry.path().filter(|p| p.is_file()) else {
+            // Folders and remote models: a digest of the id, marked as such.
+            use sha2::Digest;
+            return format!("{:x}", sha2::Sha256::digest(entry.id.as_bytes()));
+        };
+        let key = (path.to_path_buf(), entry.size, entry.modified);
+        if let Some(d) = self.digests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key) {
+            return d.clone();
+        }
+        let digest = rustai_core::trust::sha256_file(path).unwrap_or_default();
+        self.digests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key, digest.clone());
+        digest
+    }
+}

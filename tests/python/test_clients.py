@@ -1,0 +1,166 @@
+"""The official `openai` and `ollama` Python clients against a real `rustai serve`
+with the real SmolLM2 model, plus HTTP-level checks of the error paths."""
+import json
+import threading
+import time
+
+import httpx
+import ollama
+import openai
+import pytest
+
+MODEL = "smollm2"
+QUESTION = "What is the capital of France?"
+
+
+def oai(server):
+    return openai.OpenAI(base_url=server.url + "/v1", api_key="unused")
+
+
+def test_openai_lists_models(server):
+    ids = [m.id for m in oai(server).models.list().data]
+    assert "SmolLM2-135M-Instruct.Q4_1" in ids
+
+
+def test_openai_chat_non_streaming(server):
+    r = oai(server).chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": QUESTION}], temperature=0, max_tokens=20
+    )
+    assert "Paris" in r.choices[0].message.content
+    assert r.choices[0].finish_reason == "stop"
+    assert r.usage.completion_tokens > 0 and r.usage.prompt_tokens > 0
+
+
+def test_openai_chat_streaming_with_usage(server):
+    stream = oai(server).chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": QUESTION}],
+        temperature=0,
+        max_tokens=20,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    text, usage, finish = "", None, None
+    for chunk in stream:
+        if chunk.usage:
+            usage = chunk.usage
+        for c in chunk.choices:
+            text += c.delta.content or ""
+            finish = c.finish_reason or finish
+    assert "Paris" in text
+    assert finish == "stop"
+    assert usage.completion_tokens > 0
+
+
+def test_openai_completions_and_stop(server):
+    r = oai(server).completions.create(model=MODEL, prompt="1, 2, 3, 4,", temperature=0, max_tokens=12, stop=["7"])
+    assert r.choices[0].text.strip().startswith("5")
+    assert "7" not in r.choices[0].text
+    assert r.choices[0].finish_reason == "stop"
+
+
+def test_openai_seed_is_reproducible_and_json_mode_parses(server):
+    client = oai(server)
+    ask = dict(model=MODEL, messages=[{"role": "user", "content": "Tell me a story"}], max_tokens=15, seed=42, temperature=0.9)
+    a = client.chat.completions.create(**ask).choices[0].message.content
+    b = client.chat.completions.create(**ask).choices[0].message.content
+    assert a == b
+    r = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Give a JSON object with a name"}],
+        response_format={
+            "type": "json_schema",
+            "json_schema": {
+                "name": "person",
+                "schema": {
+                    "type": "object",
+                    "properties": {"name": {"type": "string", "maxLength": 20}},
+                    "required": ["name"],
+                    "additionalProperties": False,
+                },
+            },
+        },
+        max_tokens=60,
+        temperature=0,
+    )
+    assert isinstance(json.loads(r.choices[0].message.content)["name"], str)
+
+
+def test_openai_errors(server):
+    with pytest.raises(openai.NotFoundError):
+        oai(server).chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.APIStatusError) as e:
+        oai(server).embeddings.create(model="all-MiniLM-L6-v2", input="food")
+    assert e.value.status_code == 501 and "embedding" in str(e.value)
+
+
+def test_ollama_generate_chat_ps_show(server):
+    client = ollama.Client(host=server.url)
+    r = client.generate(model=MODEL, prompt=QUESTION, options={"temperature": 0, "num_predict": 20})
+    assert "Paris" in r.response
+    assert r.done and r.eval_count > 0 and r.prompt_eval_count > 0 and r.total_duration > 0
+
+    parts = list(client.chat(model=MODEL, messages=[{"role": "user", "content": QUESTION}], stream=True, options={"temperature": 0, "num_predict": 20}))
+    assert "Paris" in "".join(p.message.content for p in parts)
+    assert parts[-1].done and parts[-1].done_reason == "eos"
+
+    names = [m.model for m in client.list().models]
+    assert "smollm2-135m-instruct:q4_1" in names
+    running = client.ps().models
+    assert [m.model for m in running] == ["smollm2-135m-instruct:q4_1"]
+    shown = client.show("smollm2-135m-instruct:q4_1")
+    assert shown.details.family == "llama" and shown.details.quantization_level == "Q4_1"
+    assert shown.modelinfo["llama.context_length"] == 8192
+    with pytest.raises(ollama.ResponseError) as e:
+        client.chat(model="no-such-model", messages=[{"role": "user", "content": "hi"}])
+    assert e.value.status_code == 404
+
+
+def test_ollama_keep_alive_zero_unloads(server):
+    client = ollama.Client(host=server.url)
+    client.generate(model=MODEL, prompt="Hi", options={"num_predict": 2}, keep_alive=0)
+    assert client.ps().models == []
+    client.generate(model=MODEL, prompt="")  # load only
+    assert len(client.ps().models) == 1
+
+
+def test_malformed_json_and_unknown_model(server):
+    r = httpx.post(server.url + "/api/chat", content=b'{"model": ')
+    assert r.status_code == 400 and "malformed JSON" in r.json()["error"]
+    r = httpx.post(server.url + "/v1/chat/completions", json={"model": 3})
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+    r = httpx.post(server.url + "/api/generate", json={"model": "nope", "prompt": "x"})
+    assert r.status_code == 404 and "not found" in r.json()["error"]
+
+
+def test_client_disconnect_cancels_the_generation(server):
+    before = server.metric("rustai_requests_cancelled_total")
+    body = {"model": MODEL, "prompt": "Write a very long story about a dragon.", "options": {"num_predict": 2000}}
+    with httpx.stream("POST", server.url + "/api/generate", json=body, timeout=60) as r:
+        for i, _ in enumerate(r.iter_lines()):
+            if i == 3:
+                break  # hang up after a few tokens
+    deadline = time.time() + 20
+    while time.time() < deadline and server.metric("rustai_requests_cancelled_total") <= before:
+        time.sleep(0.1)
+    assert server.metric("rustai_requests_cancelled_total") == before + 1
+    assert server.metric("rustai_requests_in_flight") == 0
+    # The server keeps serving.
+    assert httpx.get(server.url + "/api/version").status_code == 200
+
+
+def test_api_keys_and_body_limit(keyed_server):
+    url = keyed_server.url
+    assert httpx.get(url + "/api/tags").status_code == 401
+    assert httpx.get(url + "/api/tags", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert httpx.get(url + "/api/tags", headers={"Authorization": "Bearer secret-two"}).status_code == 200
+    assert httpx.get(url + "/v1/models", headers={"x-api-key": "secret-one"}).status_code == 200
+    r = httpx.get(url + "/v1/models")
+    assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+    assert httpx.get(url + "/health").status_code == 200  # open for supervisors
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=url + "/v1", api_key="wrong").models.list()
+    assert [m.id for m in openai.OpenAI(base_url=url + "/v1", api_key="secret-one").models.list().data]
+    big = {"model": MODEL, "prompt": "x" * 10_000}
+    r = httpx.post(url + "/api/generate", json=big, headers={"x-api-key": "secret-one"})
+    assert r.status_code == 413 and "limit" in r.json()["error"]
