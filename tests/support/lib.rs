@@ -25,9 +25,34 @@ pub fn dylib_name(name: &str) -> String {
 
 /// The installed gguf plugin.
 pub fn gguf_plugin() -> PathBuf {
-    let p = plugins_dist().join(dylib_name("rustai_gguf"));
+    installed_plugin("rustai_gguf")
+}
+
+/// An installed plugin from `plugins-dist/`, by library name (e.g. `rustai_candle`).
+pub fn installed_plugin(lib_name: &str) -> PathBuf {
+    let p = plugins_dist().join(dylib_name(lib_name));
     assert!(p.is_file(), "{} is missing: run scripts/build-plugins.sh (scripts/test.sh does)", p.display());
     p
+}
+
+/// A model file or folder under `models/` (fetched by scripts/fetch-models.sh).
+pub fn model_path(rel: &str) -> PathBuf {
+    let p = repo_root().join("models").join(rel);
+    assert!(p.exists(), "{} is missing: run scripts/fetch-models.sh and scripts/convert-whisper.sh (scripts/test.sh does)", p.display());
+    p
+}
+
+/// A plugin manager over a private folder holding only the given installed plugins.
+pub fn manager_with(lib_names: &[&str]) -> (tempfile::TempDir, PluginManager) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for lib in lib_names {
+        std::fs::copy(installed_plugin(lib), dir.path().join(dylib_name(lib))).expect("copy plugin");
+    }
+    let manager = PluginManager::from_dirs([dir.path()]).expect("plugin manager");
+    for r in manager.rejected() {
+        panic!("plugin rejected: {r}");
+    }
+    (dir, manager)
 }
 
 /// The real SmolLM2-135M-Instruct GGUF.

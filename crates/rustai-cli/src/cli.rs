@@ -40,6 +40,8 @@ pub(crate) enum Command {
     Serve(ServeArgs),
     /// List the models a running server has loaded, with size, last use and expiry.
     Ps(PsArgs),
+    /// Download a model file into the first model folder (resumable, sha256-checked).
+    Pull(PullArgs),
     /// Convert a Whisper model in CTranslate2 form (model.bin, tokenizer.json) into the
     /// whisper.cpp ggml file the whisper plugin loads.
     ConvertWhisper(ConvertWhisperArgs),
@@ -171,6 +173,30 @@ pub(crate) struct ServeArgs {
     /// Log as JSON lines.
     #[arg(long)]
     pub(crate) json_logs: bool,
+    /// Requests generating at once per model.
+    #[arg(long, env = "RUSTAI_NUM_PARALLEL", default_value_t = 1)]
+    pub(crate) parallel: usize,
+    /// Requests that may wait per model; more are refused with 503.
+    #[arg(long, env = "RUSTAI_MAX_QUEUE", default_value_t = 64)]
+    pub(crate) max_queue: usize,
+    /// Requests per minute per client (API key, else IP); 0 = unlimited. Over it: 429 + Retry-After.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) rate_limit: u32,
+    /// Forward requests for models not found here to this Ollama/OpenAI-compatible server.
+    #[arg(long, env = "RUSTAI_UPSTREAM", value_name = "URL")]
+    pub(crate) upstream: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PullArgs {
+    /// http(s) URL of a model file.
+    pub(crate) url: String,
+    /// Expected sha256; the file is discarded if it differs.
+    #[arg(long)]
+    pub(crate) sha256: Option<String>,
+    /// File name in the model folder (default: from the URL).
+    #[arg(long)]
+    pub(crate) name: Option<String>,
 }
 
 #[derive(Debug, Args)]

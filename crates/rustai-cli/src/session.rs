@@ -83,7 +83,11 @@ pub(crate) fn load_model(cli: &Cli, args: &ModelArgs, threads: u32) -> Result<Lo
         ..LoadModelParams::new(file.path.to_string_lossy())
     };
     let started = Instant::now();
-    let model = llm.load(&params)?;
+    let spinner = indicatif::ProgressBar::new_spinner().with_message(format!("loading {} with plugin {}", entry.id, llm.plugin().id()));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+    let model = llm.load(&params);
+    spinner.finish_and_clear();
+    let model = model?;
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
     Ok(Loaded { file, model, load_ms, _plugins: plugins })
 }

@@ -102,6 +102,10 @@ pub enum Error {
         max_loaded: usize,
     },
 
+    /// Audio that cannot be used (not a WAV, empty, truncated, a 0 Hz header, ...).
+    #[error("bad audio: {0}")]
+    Audio(String),
+
     // -- Requests --
     /// The caller cancelled.
     #[error("cancelled")]

@@ -28,6 +28,9 @@
 //! - [`pool`]: [`ModelPool`]: shared loaded models within a memory budget (LRU eviction,
 //!   keep-alive, idle unload) that follow plugin reloads.
 //! - [`budget`]: [`Budget`], [`KeepAlive`] and memory estimates.
+//! - [`audio`]: WAV decoding/resampling to 16 kHz mono PCM and WAV encoding.
+//! - [`families`]: [`Embedder`], [`Transcriber`], [`Synthesizer`]: typed embedding, speech-to-text
+//!   and text-to-speech calls (models unloaded on drop).
 //! - [`tool`]: [`Tools`]: typed calls into a tool plugin.
 //! - [`llm`]: [`Llm`] / [`LlmModel`]: blocking generation with a callback, async
 //!   [`TokenStream`]s, [`CancelToken`].
@@ -45,10 +48,12 @@
 //! HTTP stack; everything model-specific happens in plugins.
 
 pub mod adaptive;
+pub mod audio;
 pub mod budget;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod families;
 pub mod llm;
 pub mod loader;
 pub mod manager;
@@ -71,6 +76,7 @@ pub use error::{Error, Result};
 pub use llm::{CancelToken, Llm, LlmModel, StreamEvent, TokenStream};
 pub use loader::RejectReason;
 pub use events::{EventKind, PluginEvent};
+pub use families::{Embedder, EmbeddingModel, SttModel, Synthesizer, TtsModel, Transcriber};
 pub use manager::{LoadedPlugin, PluginManager, Rejected, SyncOutcome};
 pub use metrics::{Metrics, RequestRecord, Summary};
 pub use models::{ModelEntry, ModelFile, ModelFormat, Registry, RegistryOptions, SelectionCriteria, Task};

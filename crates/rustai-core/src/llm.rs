@@ -256,6 +256,9 @@ impl TokenStream {
                 Ok(done) => StreamEvent::Done(done),
                 Err(e) => StreamEvent::Error(e),
             };
+            // Let go of the model before reporting the end, so a request that ends here
+            // (keep-alive 0) finds the model idle and can unload it at once.
+            drop(model);
             let _ = tx.blocking_send(last);
         });
         Self { rx, cancel }

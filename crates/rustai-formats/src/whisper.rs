@@ -17,6 +17,7 @@
 
 pub mod convert;
 pub mod mel;
+mod plan;
 pub mod vocab;
 
 #[cfg(test)]

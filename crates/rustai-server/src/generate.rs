@@ -33,7 +33,9 @@ pub(crate) struct TextJob {
 
 /// A running generation; dropping it before the end cancels it.
 pub(crate) struct Generation {
+    // Dropped first: the model lease and the queue place go together.
     pub(crate) prepared: Prepared,
+    _ticket: crate::admission::Ticket,
     stream: TokenStream,
     state: AppState,
     finished: bool,
@@ -59,14 +61,16 @@ pub(crate) async fn prepare(engine: &Engine, model: String, load: LoadOptions, s
 
 /// Start generating.
 pub(crate) async fn start(state: &AppState, job: TextJob) -> ApiResult<Generation> {
-    let (prepared, sampling) = prepare(&state.engine, job.model, job.load, job.sampling).await?;
+    let id = state.engine.resolve(&job.model, rustai_core::Task::Completion)?.id;
+    let ticket = state.admission.enter(&id).await?;
+    let (prepared, sampling) = prepare(&state.engine, id, job.load, job.sampling).await?;
     let model = std::sync::Arc::clone(prepared.lease.model());
     let stream = match job.input {
         Input::Prompt(p) => model.stream_generate(GenerateRequest::new(p, sampling)),
         Input::Chat(messages) => model.stream_chat(ChatRequest { messages: messages.into(), params: sampling }),
     };
     state.counters.in_flight.fetch_add(1, Ordering::Relaxed);
-    Ok(Generation { prepared, stream, state: state.clone(), finished: false })
+    Ok(Generation { prepared, _ticket: ticket, stream, state: state.clone(), finished: false })
 }
 
 impl Generation {

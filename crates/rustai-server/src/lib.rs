@@ -12,22 +12,30 @@
 //!   `/runtime/load/{model}`, `/runtime/unload/{model}`.
 //! - `generate` + `stream`: the shared generation path; a client that disconnects
 //!   cancels its generation.
-//! - `auth`: optional API keys. `extract`: JSON bodies with clear 400/413 errors.
+//! - `admission`: a bounded queue per model (503 past it). `limit`: per-client rate limit
+//!   (429 + `Retry-After`). `auth`: optional API keys. `extract`: JSON bodies with clear 400/413 errors.
+//! - [`download`] + `downloads`: resumable, sha256-checked model downloads (`/download/*`);
+//!   `upstream`: requests for models not found here forwarded to another server.
 //! - `error`: [`ApiError`], a status and a JSON body in each API's shape.
 //!
 //! **Invariant:** handlers never block the async runtime: model loads and
 //! generation run on the blocking pool.
 
+mod admission;
 mod auth;
 mod convert;
+pub mod download;
+mod downloads;
 pub mod error;
 mod extract;
 mod generate;
+mod limit;
 mod ollama;
 mod openai;
 mod runtime;
 mod state;
 mod stream;
+mod upstream;
 
 use std::{future::IntoFuture, net::SocketAddr, sync::atomic::Ordering, time::Duration};
 
@@ -54,6 +62,14 @@ pub struct ServerConfig {
     pub body_limit: usize,
     /// How long in-flight requests may take to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// Requests generating at once per model.
+    pub parallel: usize,
+    /// Requests that may wait per model beyond those running; more get 503.
+    pub max_queue: usize,
+    /// Requests per minute per client (API key, else IP address); 0 = unlimited.
+    pub rate_limit_per_minute: u32,
+    /// An Ollama/OpenAI-compatible server to forward requests for models not found here.
+    pub upstream: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +79,10 @@ impl Default for ServerConfig {
             api_keys: Vec::new(),
             body_limit: 8 << 20,
             shutdown_grace: Duration::from_secs(10),
+            parallel: 1,
+            max_queue: 64,
+            rate_limit_per_minute: 0,
+            upstream: None,
         }
     }
 }
@@ -94,8 +114,12 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
         .route("/models/installed", get(runtime::installed))
         .route("/runtime/load/{model}", post(runtime::load))
         .route("/runtime/unload/{model}", post(runtime::unload))
+        .route("/download/start", post(downloads::start))
+        .route("/download/{id}", get(downloads::status))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(middleware::from_fn_with_state(state.clone(), upstream::fallback))
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_key))
+        .layer(middleware::from_fn_with_state(state.clone(), limit::rate_limit))
         .route_layer(middleware::from_fn_with_state(state.clone(), runtime::count_http))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
@@ -131,6 +155,7 @@ pub async fn serve(
     let grace = config.shutdown_grace;
     let app = router(engine, config);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: finishing requests in flight");

@@ -134,6 +134,9 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
     metric("generation_tokens_per_second", "gauge", "Mean generation speed, by model.", by_model(&|s| s.tokens_per_s()));
     let c = &state.counters;
     metric("requests_in_flight", "gauge", "Generations running now.", vec![(String::new(), c.in_flight.load(Ordering::Relaxed) as f64)]);
+    let lanes = state.admission.status();
+    metric("queue_waiting", "gauge", "Requests waiting for their turn, by model.", lanes.iter().map(|(m, _, w)| (format!("{{model=\"{m}\"}}"), *w as f64)).collect());
+    metric("rate_limited_total", "counter", "Requests refused with 429.", vec![(String::new(), c.rate_limited.load(Ordering::Relaxed) as f64)]);
     metric("requests_cancelled_total", "counter", "Generations cancelled because the client disconnected.", vec![(String::new(), c.cancelled.load(Ordering::Relaxed) as f64)]);
     metric("unauthorized_total", "counter", "Requests refused for a missing or wrong API key.", vec![(String::new(), c.unauthorized.load(Ordering::Relaxed) as f64)]);
     let http: Vec<(String, f64)> = {

@@ -24,6 +24,8 @@ pub(crate) struct Counters {
     pub(crate) reloads: AtomicU64,
     /// Plugin files refused.
     pub(crate) rejections: AtomicU64,
+    /// Requests refused by the rate limit.
+    pub(crate) rate_limited: AtomicU64,
     /// Requests refused for a missing or wrong key.
     pub(crate) unauthorized: AtomicU64,
 }
@@ -38,13 +40,30 @@ pub(crate) struct AppState {
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) started: Instant,
+    pub(crate) admission: Arc<crate::admission::Admission>,
+    pub(crate) limiter: Option<Arc<crate::limit::Limiter>>,
+    pub(crate) downloads: Arc<crate::downloads::Downloads>,
+    /// Outgoing HTTP (downloads, upstream).
+    pub(crate) http: reqwest::Client,
     /// sha256 of model files, by (path, size, mtime).
     digests: Arc<Mutex<HashMap<FileKey, String>>>,
 }
 
 impl AppState {
     pub(crate) fn new(engine: Engine, config: ServerConfig) -> Self {
-        Self { engine, config: Arc::new(config), counters: Arc::default(), started: Instant::now(), digests: Arc::default() }
+        let admission = Arc::new(crate::admission::Admission::new(config.parallel, config.max_queue));
+        let limiter = crate::limit::limiter(config.rate_limit_per_minute).map(Arc::new);
+        Self {
+            engine,
+            config: Arc::new(config),
+            counters: Arc::default(),
+            started: Instant::now(),
+            admission,
+            limiter,
+            downloads: Arc::default(),
+            http: reqwest::Client::new(),
+            digests: Arc::default(),
+        }
     }
 
     /// The sha256 of a model file, computed once per version of the file.

@@ -4,6 +4,7 @@ mod bench;
 mod chat;
 mod list;
 mod models;
+mod pull;
 mod run;
 mod serve;
 
@@ -21,6 +22,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
         Command::Bench(args) => bench::run(&cli, args),
         Command::Serve(args) => serve::run(&cli, args),
         Command::Ps(args) => serve::ps(args),
+        Command::Pull(args) => pull::run(&cli, args),
         Command::ConvertWhisper(args) => convert_whisper(args),
     }
 }

@@ -78,7 +78,16 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
     let engine = Engine::new(plugins.clone(), registry.clone(), monitor, config);
     // Hot reload: plugins and models follow their folders while serving.
     let _watchers = if args.no_watch { None } else { Some((plugins.watch()?, registry.watch(Duration::from_millis(500))?)) };
-    let server = ServerConfig { addr: args.host, api_keys: keys, body_limit: args.body_limit, ..ServerConfig::default() };
+    let server = ServerConfig {
+        addr: args.host,
+        api_keys: keys,
+        body_limit: args.body_limit,
+        parallel: args.parallel,
+        max_queue: args.max_queue,
+        rate_limit_per_minute: args.rate_limit,
+        upstream: args.upstream.clone(),
+        ..ServerConfig::default()
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(server.addr).await.with_context(|| format!("cannot listen on {}", server.addr))?;

@@ -157,7 +157,8 @@ fn computes_missing_encoder_positions() {
 
 #[test]
 fn conversion_errors_leave_nothing_behind() {
-    let cases: [(&str, Option<&str>, u8, fn(&Error) -> bool); 3] = [
+    type Case = (&'static str, Option<&'static str>, u8, fn(&Error) -> bool);
+    let cases: [Case; 3] = [
         ("WhisperSpec", Some("decoder/layer_0/attention/linear_2/weight"), 4, |e| matches!(e, Error::Missing(_))),
         ("WhisperSpec", None, 1, |e| matches!(e, Error::UnsupportedDtype { .. })),
         ("TransformerSpec", None, 4, |e| matches!(e, Error::NotWhisper(_))),
@@ -247,11 +248,12 @@ fn converts_tiny_en_exactly() {
     assert_eq!(h.hparams, WhisperHparams::from_array([51864, 1500, 384, 6, 4, 448, 384, 6, 4, 80, 1]));
     assert_eq!((h.model_type(), h.is_multilingual(), h.vocab_len, h.tensors.len()), ("tiny", false, 50257, 167));
     assert!(!report.computed_encoder_positions);
-    // The stored encoder positions are Whisper's sinusoids (to f16 precision).
+    // The stored encoder positions are Whisper's sinusoids, within one f16 step
+    // (98.6% bit-identical; the rest differ in how f32 sin/cos round).
     let stored = f32s(&tensor_bytes(&out, &h.tensors[0]));
     let computed = sinusoids(1500, 384);
     let worst = stored.iter().zip(&computed).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-    assert!(worst < 2e-3, "sinusoids differ by up to {worst}");
+    assert!(worst <= 1.0 / 2048.0, "sinusoids differ by up to {worst}");
     // Byte for byte the file scripts/convert-whisper.sh pins.
     use sha2::Digest;
     let digest = sha2::Sha256::digest(std::fs::read(&out).unwrap());

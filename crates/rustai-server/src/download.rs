@@ -1,0 +1,186 @@
+//! Downloading a model file into a model folder: resumable (HTTP `Range`),
+//! checked against an optional sha256, atomic (written as a hidden
+//! `.NAME.partial`, renamed when complete and verified). A wrong digest leaves
+//! nothing behind; an interrupted transfer leaves only the hidden partial file,
+//! which the registry ignores and the next attempt resumes.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+
+/// What to fetch.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct DownloadRequest {
+    /// `http://` or `https://` URL.
+    pub url: String,
+    /// Expected sha256 (hex); the file is refused if it differs.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// File name in the model folder (default: the URL's last path segment).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// Why a download failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DownloadError {
+    /// The request itself is unusable.
+    #[error("{0}")]
+    Invalid(String),
+    /// The server answered with an error status.
+    #[error("the server answered {0}")]
+    Status(u16),
+    /// The transfer failed (the partial file is kept for a resume).
+    #[error("transfer failed: {0}")]
+    Transfer(String),
+    /// The file's digest is not the expected one (nothing is kept).
+    #[error("sha256 mismatch: expected {expected}, got {actual}; the file was discarded")]
+    Digest {
+        /// What was asked for.
+        expected: String,
+        /// What arrived.
+        actual: String,
+    },
+    /// Writing the file failed.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+impl DownloadRequest {
+    /// The file name to use: safe (no folders, not hidden).
+    pub fn file_name(&self) -> Result<String, DownloadError> {
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return Err(DownloadError::Invalid(format!("only http:// and https:// URLs can be downloaded, not `{}`", self.url)));
+        }
+        let name = match &self.name {
+            Some(n) => n.clone(),
+            None => self.url.split(['?', '#']).next().unwrap_or_default().rsplit('/').next().unwrap_or_default().to_owned(),
+        };
+        let bad = name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) || name.contains("..");
+        if bad {
+            return Err(DownloadError::Invalid(format!("`{name}` is not a usable file name; pass `name`")));
+        }
+        if let Some(sha) = &self.sha256 {
+            if sha.len() != 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(DownloadError::Invalid("sha256 must be 64 hex digits".into()));
+            }
+        }
+        Ok(name)
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DownloadError + '_ {
+    move |source| DownloadError::Io { path: path.to_path_buf(), source }
+}
+
+/// Fetch `req` into `dir`; `progress(bytes_so_far, total)` is called as data arrives.
+/// Returns the final path.
+pub async fn fetch(
+    client: &reqwest::Client,
+    req: &DownloadRequest,
+    dir: &Path,
+    mut progress: impl FnMut(u64, Option<u64>) + Send,
+) -> Result<PathBuf, DownloadError> {
+    let name = req.file_name()?;
+    let dest = dir.join(&name);
+    if dest.exists() {
+        return Err(DownloadError::Invalid(format!("{name} already exists in the model folder")));
+    }
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let partial = dir.join(format!(".{name}.partial"));
+    // Resume: hash what is already there, ask for the rest.
+    let mut hasher = Sha256::new();
+    let mut have = 0u64;
+    if let Ok(mut f) = std::fs::File::open(&partial) {
+        have = std::io::copy(&mut f, &mut HashWriter(&mut hasher)).map_err(io(&partial))?;
+    }
+    let mut request = client.get(&req.url);
+    if have > 0 {
+        request = request.header(reqwest::header::RANGE, format!("bytes={have}-"));
+    }
+    let response = request.send().await.map_err(|e| DownloadError::Transfer(e.to_string()))?;
+    let status = response.status();
+    let resumed = status == reqwest::StatusCode::PARTIAL_CONTENT;
+    if status == reqwest::StatusCode::RANGE_NOT_SATISFIABLE && have > 0 {
+        // Already complete.
+    } else if !status.is_success() {
+        return Err(DownloadError::Status(status.as_u16()));
+    } else if !resumed && have > 0 {
+        // The server ignored the range: start over.
+        hasher = Sha256::new();
+        have = 0;
+    }
+    let total = response.content_length().map(|n| n + have);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(resumed)
+        .write(true)
+        .truncate(!resumed && status != reqwest::StatusCode::RANGE_NOT_SATISFIABLE)
+        .open(&partial)
+        .map_err(io(&partial))?;
+    if status.is_success() {
+        let mut body = response.bytes_stream();
+        progress(have, total);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| DownloadError::Transfer(e.to_string()))?;
+            file.write_all(&chunk).map_err(io(&partial))?;
+            hasher.update(&chunk);
+            have += chunk.len() as u64;
+            progress(have, total);
+        }
+    }
+    file.sync_all().map_err(io(&partial))?;
+    drop(file);
+    let actual = format!("{:x}", hasher.finalize());
+    if let Some(expected) = &req.sha256 {
+        if !expected.eq_ignore_ascii_case(&actual) {
+            let _ = std::fs::remove_file(&partial);
+            return Err(DownloadError::Digest { expected: expected.to_lowercase(), actual });
+        }
+    }
+    std::fs::rename(&partial, &dest).map_err(io(&dest))?;
+    Ok(dest)
+}
+
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(url: &str, name: Option<&str>) -> DownloadRequest {
+        DownloadRequest { url: url.into(), sha256: None, name: name.map(Into::into) }
+    }
+
+    #[test]
+    fn names_are_safe() {
+        assert_eq!(req("http://h/a/model.gguf?x=1", None).file_name().unwrap(), "model.gguf");
+        assert_eq!(req("https://h/x", Some("mine.gguf")).file_name().unwrap(), "mine.gguf");
+        for bad in [req("file:///etc/passwd", None), req("http://h/", None), req("http://h/x", Some("../x")), req("http://h/.hidden", None)] {
+            assert!(matches!(bad.file_name(), Err(DownloadError::Invalid(_))), "{bad:?}");
+        }
+        let mut r = req("http://h/m.gguf", None);
+        r.sha256 = Some("abc".into());
+        assert!(r.file_name().is_err());
+    }
+}

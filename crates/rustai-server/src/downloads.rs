@@ -1,0 +1,95 @@
+//! `POST /download/start` and `GET /download/{id}`: model downloads run in the
+//! background into the first model folder; the registry picks the file up
+//! when it is complete.
+
+use std::{
+    collections::HashMap,
+    sync::{atomic::AtomicU64, Arc, Mutex},
+};
+
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    Json,
+};
+use serde_json::{json, Value};
+
+use crate::{
+    download::{fetch, DownloadRequest},
+    error::{ApiError, ApiResult},
+    extract::Body,
+    state::AppState,
+};
+
+/// One download's state.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct Job {
+    id: String,
+    url: String,
+    name: String,
+    status: &'static str,
+    bytes: u64,
+    total: Option<u64>,
+    error: Option<String>,
+}
+
+/// Every download since start.
+#[derive(Debug, Default)]
+pub(crate) struct Downloads {
+    jobs: Mutex<HashMap<String, Job>>,
+    next: AtomicU64,
+}
+
+impl Downloads {
+    fn update(&self, id: &str, f: impl FnOnce(&mut Job)) {
+        if let Some(job) = self.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(id) {
+            f(job);
+        }
+    }
+}
+
+pub(crate) async fn start(State(state): State<AppState>, Body(req): Body<DownloadRequest>) -> ApiResult<(StatusCode, Json<Value>)> {
+    let name = req.file_name().map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let dir = state
+        .engine
+        .registry()
+        .options()
+        .dirs
+        .first()
+        .cloned()
+        .ok_or_else(|| ApiError::bad_request("the server has no model folder to download into"))?;
+    let downloads = Arc::clone(&state.downloads);
+    let id = format!("dl-{}", downloads.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
+    {
+        let mut jobs = downloads.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if jobs.values().any(|j| j.name == name && j.status == "running") {
+            return Err(ApiError::new(StatusCode::CONFLICT, format!("{name} is already being downloaded")));
+        }
+        let job = Job { id: id.clone(), url: req.url.clone(), name, status: "running", bytes: 0, total: None, error: None };
+        jobs.insert(id.clone(), job);
+    }
+    let client = state.http.clone();
+    let registry = state.engine.registry().clone();
+    let job_id = id.clone();
+    tokio::spawn(async move {
+        let progress = |bytes, total| downloads.update(&job_id, |j| (j.bytes, j.total) = (bytes, total));
+        let result = fetch(&client, &req, &dir, progress).await;
+        match result {
+            Ok(path) => {
+                tracing::info!(file = %path.display(), "download complete");
+                registry.refresh();
+                downloads.update(&job_id, |j| j.status = "done");
+            }
+            Err(e) => {
+                tracing::warn!(url = %req.url, "download failed: {e}");
+                downloads.update(&job_id, |j| (j.status, j.error) = ("failed", Some(e.to_string())));
+            }
+        }
+    });
+    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "status": "running" }))))
+}
+
+pub(crate) async fn status(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Job>> {
+    let jobs = state.downloads.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    jobs.get(&id).cloned().map(Json).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no download `{id}`")))
+}

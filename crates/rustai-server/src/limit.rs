@@ -1,0 +1,65 @@
+//! Rate limiting per client: a token bucket per API key (when keys are in
+//! use) or per IP address, refilled at `rate_limit_per_minute`. A request
+//! over the limit gets 429 with `Retry-After` (whole seconds, rounded up).
+//! `/health` and `/metrics` are not limited.
+
+use std::{net::SocketAddr, num::NonZeroU32, sync::atomic::Ordering};
+
+use axum::{
+    extract::{ConnectInfo, Request, State},
+    http::{header, HeaderValue, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use governor::{clock::Clock, DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::{error::ApiError, state::AppState};
+
+/// The keyed limiter.
+pub(crate) type Limiter = DefaultKeyedRateLimiter<String>;
+
+/// A limiter allowing `per_minute` requests per client (bursts up to the same number).
+pub(crate) fn limiter(per_minute: u32) -> Option<Limiter> {
+    let n = NonZeroU32::new(per_minute)?;
+    Some(RateLimiter::keyed(Quota::per_minute(n)))
+}
+
+fn client_key(req: &Request) -> String {
+    let h = req.headers();
+    let key = h
+        .get(header::AUTHORIZATION)
+        .or_else(|| h.get("x-api-key"))
+        .and_then(|v| v.to_str().ok())
+        .map(|k| {
+            // Keyed by a digest so the limiter's memory never holds a key.
+            use sha2::Digest;
+            format!("key:{:x}", sha2::Sha256::digest(k.as_bytes()))
+        });
+    key.unwrap_or_else(|| match req.extensions().get::<ConnectInfo<SocketAddr>>() {
+        Some(ConnectInfo(addr)) => format!("ip:{}", addr.ip()),
+        None => "ip:unknown".into(),
+    })
+}
+
+pub(crate) async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(limiter) = state.limiter.as_ref() else { return next.run(req).await };
+    // Supervisors and scrapers are not clients to limit.
+    if matches!(req.uri().path(), "/health" | "/metrics") {
+        return next.run(req).await;
+    }
+    match limiter.check_key(&client_key(&req)) {
+        Ok(()) => next.run(req).await,
+        Err(not_until) => {
+            state.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let openai = req.uri().path().starts_with("/v1/");
+            let e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, format!("rate limit exceeded; retry in {secs} s"));
+            let mut r = if openai { e.openai() } else { e }.into_response();
+            if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            r
+        }
+    }
+}
