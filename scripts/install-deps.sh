@@ -7,6 +7,9 @@ command -v cc >/dev/null || need+=(build-essential)
 command -v ccache >/dev/null || need+=(ccache)
 # bindgen (llama-cpp-sys-2) needs libclang.
 ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || ls /usr/lib/*/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
+# The piper plugin links espeak-ng's C library (phonemes) and needs its data at run time.
+command -v espeak-ng >/dev/null || need+=(espeak-ng)
+ls /usr/lib/*/libespeak-ng.so >/dev/null 2>&1 || ls /usr/lib/libespeak-ng.so >/dev/null 2>&1 || need+=(libespeak-ng-dev)
 if ((${#need[@]})); then
   log "installing ${need[*]}"
   SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo

@@ -115,3 +115,52 @@ fn keep_alive_zero_unloads_after_the_request_and_wrong_tasks_are_refused() {
     let err = engine.prepare_llm("nope", &LoadOptions::default(), &mut SamplingParams::greedy()).unwrap_err();
     assert!(matches!(err, Error::UnknownModel { .. }));
 }
+
+#[test]
+fn falls_back_along_models_toml_and_prefers_remote_on_low_battery() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::hard_link(smollm2(), dir.path().join("other.gguf")).or_else(|_| std::fs::copy(smollm2(), dir.path().join("other.gguf")).map(|_| ())).unwrap();
+    std::fs::write(
+        dir.path().join("models.toml"),
+        r#"
+[[models]]
+id = "primary"
+provider = "no-such-plugin"
+location = "other.gguf"
+[models.config]
+fallback = "cloud"
+
+[[models]]
+id = "cloud"
+provider = "openai"
+location = "http://127.0.0.1:9/v1"
+[models.config]
+model = "gpt-test"
+fallback = "smol"
+"#,
+    )
+    .unwrap();
+    let (engine, source) = engine(dir.path());
+    engine.registry().refresh();
+    let mut sampling = SamplingParams { max_tokens: 3, ..SamplingParams::greedy() };
+    let prepared = engine.prepare_llm("primary", &LoadOptions::default(), &mut sampling).unwrap();
+    assert_eq!(prepared.entry.id, "smol", "primary's plugin and cloud's plugin are not loaded: smol serves");
+    let tried: Vec<&str> = prepared.fell_back_from.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(tried, ["primary", "cloud"]);
+    assert!(prepared.fell_back_from[0].1.contains("no-such-plugin"), "{:?}", prepared.fell_back_from);
+    drop(prepared);
+
+    // On a low, discharging battery the remote fallback is tried first (and reported).
+    let mut s = calm();
+    s.battery_percent = Some(9);
+    s.battery = BatteryState::Discharging;
+    *source.0.lock().unwrap() = s;
+    let prepared = engine.prepare_llm("primary", &LoadOptions::default(), &mut sampling).unwrap();
+    let tried: Vec<&str> = prepared.fell_back_from.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(tried[0], "cloud");
+    assert!(prepared.adjustments.iter().any(|a| a.field == "model" && a.to == "cloud"), "{:?}", prepared.adjustments);
+
+    // "auto": the registry's selection picks a model a loaded plugin can serve.
+    let prepared = engine.prepare_llm(rustai_core::AUTO, &LoadOptions::default(), &mut sampling).unwrap();
+    assert_eq!(prepared.entry.id, "smol");
+}

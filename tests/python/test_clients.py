@@ -89,9 +89,51 @@ def test_openai_seed_is_reproducible_and_json_mode_parses(server):
 def test_openai_errors(server):
     with pytest.raises(openai.NotFoundError):
         oai(server).chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}])
-    with pytest.raises(openai.APIStatusError) as e:
-        oai(server).embeddings.create(model="all-MiniLM-L6-v2", input="food")
-    assert e.value.status_code == 501 and "embedding" in str(e.value)
+    with pytest.raises(openai.BadRequestError) as e:
+        oai(server).embeddings.create(model=MODEL, input="food")
+    assert "embedding" in str(e.value)
+
+
+def cos(a, b):
+    return sum(x * y for x, y in zip(a, b))
+
+
+def test_embeddings_through_both_clients(server):
+    # The openai client asks for base64 by default and decodes it.
+    r = oai(server).embeddings.create(model="all-MiniLM-L6-v2", input=["food", "bread", "movie"])
+    v = [d.embedding for d in r.data]
+    assert len(v) == 3 and len(v[0]) == 384
+    assert abs(cos(v[0], v[1]) - 0.5555) < 0.01 and abs(cos(v[0], v[2]) - 0.4020) < 0.01
+    assert r.usage.prompt_tokens > 0
+    e = ollama.Client(host=server.url).embed(model="all-minilm-l6-v2", input=["food", "bread"])
+    assert abs(cos(e.embeddings[0], e.embeddings[1]) - 0.5555) < 0.01
+    legacy = httpx.post(server.url + "/api/embeddings", json={"model": "all-MiniLM-L6-v2", "prompt": "food"}).json()
+    assert abs(cos(legacy["embedding"], v[0]) - 1.0) < 1e-4
+
+
+FOX = "The quick brown fox jumps over the lazy dog."
+
+
+def words(text):
+    return "".join(c for c in text.lower() if c.isalnum() or c.isspace()).split()
+
+
+def test_speech_round_trip_through_the_openai_client(server):
+    client = oai(server)
+    # OpenAI's model and voice names map to the installed Piper voice.
+    speech = client.audio.speech.create(model="tts-1", voice="alloy", input=FOX, response_format="wav")
+    wav = speech.read()
+    assert wav[:4] == b"RIFF" and len(wav) > 22050
+    text = client.audio.transcriptions.create(model="whisper-1", file=("fox.wav", wav, "audio/wav"))
+    assert words(text.text) == words(FOX)
+    verbose = client.audio.transcriptions.create(model="whisper-1", file=("fox.wav", wav), response_format="verbose_json")
+    assert verbose.language == "en" and verbose.segments and verbose.duration > 1
+    srt = httpx.post(server.url + "/v1/audio/transcriptions", files={"file": ("fox.wav", wav)}, data={"response_format": "srt"}, timeout=120)
+    assert srt.status_code == 200 and srt.text.startswith("1\n00:00:00,000 --> ")
+    bad = httpx.post(server.url + "/v1/audio/transcriptions", files={"file": ("x.wav", b"not a wav at all")}, timeout=30)
+    assert bad.status_code == 400 and "audio" in bad.json()["error"]["message"]
+    mp3 = httpx.post(server.url + "/v1/audio/speech", json={"input": FOX, "response_format": "mp3"})
+    assert mp3.status_code == 400
 
 
 def test_ollama_generate_chat_ps_show(server):

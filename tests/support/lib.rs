@@ -49,7 +49,7 @@ pub fn manager_with(lib_names: &[&str]) -> (tempfile::TempDir, PluginManager) {
         std::fs::copy(installed_plugin(lib), dir.path().join(dylib_name(lib))).expect("copy plugin");
     }
     let manager = PluginManager::from_dirs([dir.path()]).expect("plugin manager");
-    for r in manager.rejected() {
+    if let Some(r) = manager.rejected().first() {
         panic!("plugin rejected: {r}");
     }
     (dir, manager)
@@ -150,4 +150,29 @@ pub fn copy_tree(from: &Path, to: &Path) {
             std::fs::copy(&src, &dst).unwrap();
         }
     }
+}
+
+/// Lower-case words, punctuation removed (apostrophes kept).
+pub fn words(text: &str) -> Vec<String> {
+    text.to_lowercase()
+        .chars()
+        .map(|c| if c.is_alphanumeric() || c == '\'' { c } else { ' ' })
+        .collect::<String>()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Word error rate: word-level edit distance over the reference length, after [`words`].
+pub fn word_error_rate(reference: &str, hypothesis: &str) -> f64 {
+    let (r, h) = (words(reference), words(hypothesis));
+    let mut prev: Vec<usize> = (0..=h.len()).collect();
+    for (i, rw) in r.iter().enumerate() {
+        let mut cur = vec![i + 1; h.len() + 1];
+        for (j, hw) in h.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(rw != hw)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[h.len()] as f64 / r.len().max(1) as f64
 }

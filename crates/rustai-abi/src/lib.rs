@@ -24,6 +24,7 @@
 
 pub mod error;
 pub mod export;
+pub mod store;
 pub mod module;
 pub mod traits;
 pub mod types;
@@ -34,6 +35,7 @@ pub use abi_stable;
 pub use abi_stable::std_types::{RBox, ROption, RResult, RSlice, RStr, RString, RVec};
 pub use error::{ErrorKind, PluginError};
 pub use export::{Families, PluginExport};
+pub use store::ModelStore;
 pub use module::{Handshake, PluginInstance, PluginMod, PluginModRef};
 pub use traits::{
     AudioSink, AudioSinkMut, AudioSink_TO, EmbeddingBox, EmbeddingPlugin, EmbeddingPlugin_TO,

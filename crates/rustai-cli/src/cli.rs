@@ -36,6 +36,12 @@ pub(crate) enum Command {
     Models(ModelsArgs),
     /// Choose a model for a task and explain the choice.
     Select(SelectArgs),
+    /// Embed texts; prints the cosine similarity of every pair (or the vectors with --vectors).
+    Embed(EmbedArgs),
+    /// Transcribe a WAV file (any common rate, channels and bit depth).
+    Transcribe(TranscribeArgs),
+    /// Speak TEXT into a WAV file.
+    Speak(SpeakArgs),
     /// Serve the Ollama (/api) and OpenAI (/v1) APIs over HTTP.
     Serve(ServeArgs),
     /// List the models a running server has loaded, with size, last use and expiry.
@@ -205,6 +211,60 @@ pub(crate) struct ConvertWhisperArgs {
     pub(crate) src: PathBuf,
     /// The ggml file to write (written as OUT.partial, then renamed).
     pub(crate) out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EmbedArgs {
+    /// An embedding model (id, prefix or name:tag).
+    pub(crate) model: String,
+    /// The texts.
+    #[arg(required = true)]
+    pub(crate) texts: Vec<String>,
+    /// Print the vectors (JSON lines) instead of similarities.
+    #[arg(long)]
+    pub(crate) vectors: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TranscribeArgs {
+    /// The WAV file.
+    pub(crate) file: PathBuf,
+    /// A speech-to-text model (default: the first installed one a plugin can serve).
+    #[arg(long)]
+    pub(crate) model: Option<String>,
+    /// Spoken language (e.g. en); default: the model's or detected.
+    #[arg(long)]
+    pub(crate) language: Option<String>,
+    /// Translate to English.
+    #[arg(long)]
+    pub(crate) translate: bool,
+    /// Text that precedes the audio (names, spelling hints).
+    #[arg(long)]
+    pub(crate) prompt: Option<String>,
+    /// CPU threads (0 = default).
+    #[arg(short = 't', long, default_value_t = 0)]
+    pub(crate) threads: u32,
+    /// Print segments with times.
+    #[arg(long)]
+    pub(crate) segments: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SpeakArgs {
+    /// What to say.
+    pub(crate) text: String,
+    /// Output WAV file.
+    #[arg(short, long, default_value = "out.wav")]
+    pub(crate) output: PathBuf,
+    /// A text-to-speech voice model (default: the first installed one a plugin can serve).
+    #[arg(long)]
+    pub(crate) model: Option<String>,
+    /// Speaker, for multi-speaker voices.
+    #[arg(long)]
+    pub(crate) voice: Option<String>,
+    /// Speaking rate (1 = normal, 2 = twice as fast).
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) speed: f32,
 }
 
 #[derive(Debug, Args)]

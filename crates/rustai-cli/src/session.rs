@@ -38,6 +38,11 @@ pub(crate) fn registry(cli: &Cli) -> Result<Registry> {
     Ok(Registry::open(RegistryOptions { dirs: model_dirs(cli), config_file: cli.models_config.clone() })?)
 }
 
+/// An engine over the plugins and models (for the embedding and speech commands).
+pub(crate) fn engine(cli: &Cli) -> Result<rustai_core::Engine> {
+    Ok(rustai_core::Engine::new(plugins(cli)?, registry(cli)?, None, rustai_core::EngineConfig::default()))
+}
+
 /// Load every plugin; warn about rejected files.
 pub(crate) fn plugins(cli: &Cli) -> Result<PluginManager> {
     let dirs = plugin_dirs(cli);

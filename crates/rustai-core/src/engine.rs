@@ -21,6 +21,7 @@ use rustai_abi::{Completion, LoadModelParams, SamplingParams};
 
 use crate::{
     adaptive::{adapt, AdaptiveConfig, Adjustment, DeviceState, InferenceParams, PowerProfile},
+    models::{Location, ModelFile, ModelFormat, SelectContext, SelectionCriteria},
     budget::{Budget, KeepAlive},
     error::{Error, Result},
     manager::PluginManager,
@@ -29,6 +30,21 @@ use crate::{
     monitor::ResourceMonitor,
     pool::{Lease, ModelPool},
 };
+
+/// The model name that lets the engine choose ([`Registry::select`]).
+pub const AUTO: &str = "auto";
+
+/// Whether a failure to prepare one model should move on to the next candidate.
+fn falls_back(e: &Error) -> bool {
+    match e {
+        Error::OverBudget { .. } | Error::NoPluginFor(_) | Error::UnknownPlugin(_) | Error::MissingFamily { .. } => true,
+        Error::Plugin { source, .. } => matches!(
+            source.kind,
+            rustai_abi::ErrorKind::NotReady | rustai_abi::ErrorKind::ResourceExhausted | rustai_abi::ErrorKind::Backend
+        ),
+        _ => false,
+    }
+}
 
 /// Context used when neither the request nor `models.toml` sets one (as the gguf plugin's cap).
 pub const DEFAULT_CONTEXT: u32 = 4096;
@@ -80,6 +96,8 @@ pub struct Prepared {
     pub load_duration: Duration,
     /// When preparation started.
     pub started: Instant,
+    /// Models tried before this one, with why they could not serve.
+    pub fell_back_from: Vec<(String, String)>,
 }
 
 impl Prepared {
@@ -96,6 +114,7 @@ struct Inner {
     monitor: Option<ResourceMonitor>,
     policy: RwLock<(PowerProfile, AdaptiveConfig)>,
     metrics: Metrics,
+    aux: crate::aux_models::AuxModels,
 }
 
 /// A cheap handle (clones share everything).
@@ -117,7 +136,7 @@ impl Engine {
         let pool = ModelPool::with_budget(plugins.clone(), config.budget);
         pool.spawn_reaper(config.reap_every);
         let policy = RwLock::new((config.profile, config.adaptive));
-        Self { inner: Arc::new(Inner { plugins, registry, pool, monitor, policy, metrics: Metrics::new() }) }
+        Self { inner: Arc::new(Inner { plugins, registry, pool, monitor, policy, metrics: Metrics::new(), aux: Default::default() }) }
     }
 
     /// The plugins.
@@ -135,6 +154,9 @@ impl Engine {
     /// Request metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+    pub(crate) fn aux(&self) -> &crate::aux_models::AuxModels {
+        &self.inner.aux
     }
     /// The resource monitor, if any.
     pub fn monitor(&self) -> Option<&ResourceMonitor> {
@@ -166,10 +188,88 @@ impl Engine {
     }
 
     /// Steps 1–3 for a text request: resolve, adapt `sampling` and the load settings, lease the model.
+    ///
+    /// `model` may be [`AUTO`]: the registry's selection picks (preferring local models, or
+    /// remote ones when the power profile or battery says so). A model whose `models.toml`
+    /// config names a `fallback` falls back to it when it cannot be loaded (over the memory
+    /// budget, plugin missing or not ready); [`Prepared::entry`] is the model that served and
+    /// [`Prepared::fell_back_from`] says what was tried first and why it failed.
     pub fn prepare_llm(&self, model: &str, options: &LoadOptions, sampling: &mut SamplingParams) -> Result<Prepared> {
         let started = Instant::now();
-        let entry = self.resolve(model, Task::Completion)?;
-        let file = entry.file().ok_or_else(|| Error::NoPluginFor(format!("serves remote model `{}` yet", entry.id)))?;
+        let (profile, rules) = self.policy();
+        let state = self.device_state();
+        let prefer_cloud = adapt(InferenceParams::default(), profile, &rules, &state).0.prefer_cloud;
+        let mut chain = self.candidates(model, prefer_cloud)?;
+        let mut reordered = None;
+        if prefer_cloud && model != AUTO {
+            // Remote fallbacks first when the device should save power.
+            if let Some(pos) = chain.iter().position(|e| !e.is_local()).filter(|p| *p > 0) {
+                let remote = chain.remove(pos);
+                reordered = Some(Adjustment {
+                    field: "model",
+                    from: chain[0].id.clone(),
+                    to: remote.id.clone(),
+                    reason: "the power profile / battery prefers a remote model".into(),
+                });
+                chain.insert(0, remote);
+            }
+        }
+        let mut fell_back_from = Vec::new();
+        let mut last = None;
+        for entry in chain {
+            let mut attempt = sampling.clone();
+            match self.prepare_entry(&entry, options, &mut attempt, &state, profile, rules) {
+                Ok(mut prepared) => {
+                    *sampling = attempt;
+                    prepared.adjustments.extend(reordered);
+                    prepared.fell_back_from = fell_back_from;
+                    prepared.started = started;
+                    prepared.load_duration = started.elapsed();
+                    return Ok(prepared);
+                }
+                Err(e) if falls_back(&e) => {
+                    tracing::warn!(model = %entry.id, "cannot serve from this model ({e}); trying the next candidate");
+                    fell_back_from.push((entry.id.clone(), e.to_string()));
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::NoSuitableModel { task: "completion".into(), reasons: vec!["no candidates".into()] }))
+    }
+
+    /// The models to try for `model`, in order.
+    fn candidates(&self, model: &str, prefer_cloud: bool) -> Result<Vec<ModelEntry>> {
+        if model == AUTO {
+            let criteria = SelectionCriteria { prefer_local: !prefer_cloud, prefer_cloud, ..SelectionCriteria::new(Task::Chat) };
+            let snapshot = self.monitor().map(ResourceMonitor::current);
+            let ctx = SelectContext { resources: snapshot.as_ref(), plugins: Some(&self.inner.plugins), observed_tokens_per_s: None };
+            let selection = self.inner.registry.select(&criteria, &ctx)?;
+            tracing::info!(explanation = %selection.explain(), "auto model selection");
+            return Ok(selection.ranking.into_iter().map(|c| c.entry).collect());
+        }
+        let mut chain = vec![self.resolve(model, Task::Completion)?];
+        while chain.len() < 4 {
+            let Some(next) = chain.last().and_then(|e| e.config.get("fallback")).and_then(serde_json::Value::as_str) else { break };
+            let entry = self.resolve(next, Task::Completion)?;
+            if chain.iter().any(|e| e.id == entry.id) {
+                break;
+            }
+            chain.push(entry);
+        }
+        Ok(chain)
+    }
+
+    fn prepare_entry(
+        &self,
+        entry: &ModelEntry,
+        options: &LoadOptions,
+        sampling: &mut SamplingParams,
+        state: &DeviceState,
+        profile: PowerProfile,
+        rules: AdaptiveConfig,
+    ) -> Result<Prepared> {
+        let started = Instant::now();
         let from_config = |key: &str| entry.config.get(key).and_then(serde_json::Value::as_i64);
         let pick = |asked: u32, key: &str, default: u32| match asked {
             0 => from_config(key).and_then(|v| u32::try_from(v).ok()).unwrap_or(default),
@@ -185,23 +285,28 @@ impl Engine {
             prefer_cloud: false,
             cache_enabled: true,
         };
-        let (profile, rules) = self.policy();
-        let (adapted, mut adjustments) = adapt(asked, profile, &rules, &self.device_state());
+        let (adapted, mut adjustments) = adapt(asked, profile, &rules, state);
         // The design's batch_size (requests batched together) has no per-request knob in the
         // plugins yet, so it is not applied and not reported as applied.
         adjustments.retain(|a| a.field != "batch_size");
         sampling.max_tokens = adapted.max_tokens;
         let gpu_layers = if options.gpu_layers != 0 { options.gpu_layers } else { from_config("gpu_layers").map_or(0, |g| g as i32) };
+        let file = match &entry.location {
+            Location::Local(_) => entry.file().ok_or_else(|| Error::UnknownModel { name: entry.id.clone(), known: Vec::new() })?,
+            Location::Remote(url) => ModelFile { id: entry.id.clone(), path: url.into(), format: ModelFormat::Remote, size: 0 },
+        };
+        let extra = if entry.config.is_empty() { String::new() } else { serde_json::Value::Object(entry.config.clone().into_iter().collect()).to_string() };
         let params = LoadModelParams {
             context_length: adapted.context_length,
             threads: adapted.threads,
             gpu_layers: if adapted.use_gpu { gpu_layers } else { 0 },
+            extra_json: extra.into(),
             ..LoadModelParams::new(file.path.to_string_lossy())
         };
         let plugin = options.plugin.as_deref().or(entry.provider.as_deref());
         let keep_alive = options.keep_alive.unwrap_or(self.inner.pool.budget().default_keep_alive);
         let lease = self.inner.pool.acquire(&file, &params, plugin, keep_alive)?;
-        Ok(Prepared { entry, lease, adjustments, load_duration: started.elapsed(), started })
+        Ok(Prepared { entry: entry.clone(), lease, adjustments, load_duration: started.elapsed(), started, fell_back_from: Vec::new() })
     }
 
     /// Step 4: record a finished request (or a failed one) in the metrics.

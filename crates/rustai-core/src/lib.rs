@@ -49,6 +49,7 @@
 
 pub mod adaptive;
 pub mod audio;
+mod aux_models;
 pub mod budget;
 pub mod engine;
 pub mod error;
@@ -71,7 +72,7 @@ pub use rustai_abi as abi;
 /// Model file readers (and the Whisper CTranslate2 → ggml converter), re-exported.
 pub use rustai_formats as formats;
 
-pub use engine::{Engine, EngineConfig, LoadOptions, Prepared};
+pub use engine::{Engine, EngineConfig, LoadOptions, Prepared, AUTO};
 pub use error::{Error, Result};
 pub use llm::{CancelToken, Llm, LlmModel, StreamEvent, TokenStream};
 pub use loader::RejectReason;

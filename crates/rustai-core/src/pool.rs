@@ -193,7 +193,12 @@ impl ModelPool {
             }
         }
         let _loading = lock(&self.inner.loading);
-        let needed = estimate_bytes(&file.path, params.context_length).map_err(|e| Error::io(&file.path, e))?;
+        // A remote model costs this machine no model memory.
+        let needed = if file.format == crate::models::ModelFormat::Remote {
+            0
+        } else {
+            estimate_bytes(&file.path, params.context_length).map_err(|e| Error::io(&file.path, e))?
+        };
         {
             let mut models = self.lock();
             if let Some(model) = hit(&mut models) {

@@ -60,7 +60,9 @@ impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> Self {
         let status = match &e {
             CoreError::UnknownModel { .. } => StatusCode::NOT_FOUND,
-            CoreError::AmbiguousModel { .. } | CoreError::WrongTask { .. } => StatusCode::BAD_REQUEST,
+            CoreError::AmbiguousModel { .. } | CoreError::WrongTask { .. } | CoreError::Audio(_) => StatusCode::BAD_REQUEST,
+            CoreError::InvalidModel { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            CoreError::NoSuitableModel { .. } => StatusCode::NOT_FOUND,
             CoreError::OverBudget { .. } => StatusCode::SERVICE_UNAVAILABLE,
             CoreError::NoPluginFor(_) | CoreError::MissingFamily { .. } | CoreError::UnknownPlugin(_) => StatusCode::NOT_IMPLEMENTED,
             CoreError::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
@@ -82,6 +84,7 @@ impl From<CoreError> for ApiError {
                 format!("model '{name}' not found{}", if known.is_empty() { String::new() } else { format!(" (available: {})", known.join(", ")) })
             }
             CoreError::Plugin { source, .. } => source.message.to_string(),
+            CoreError::InvalidModel { reason, .. } => format!("the model is not usable: {reason}"),
             other => other.to_string(),
         };
         Self::new(status, message)

@@ -47,6 +47,14 @@ impl std::fmt::Debug for Generation {
     }
 }
 
+/// The id of `model` if it serves `task` (or `auto`, which lets the engine choose).
+pub(crate) fn check_model(state: &AppState, model: &str, task: rustai_core::Task) -> ApiResult<String> {
+    if model == rustai_core::AUTO {
+        return Ok(model.to_owned());
+    }
+    Ok(state.engine.resolve(model, task)?.id)
+}
+
 /// Lease the model (loading it if needed) with the adapted parameters.
 pub(crate) async fn prepare(engine: &Engine, model: String, load: LoadOptions, sampling: SamplingParams) -> ApiResult<(Prepared, SamplingParams)> {
     let engine = engine.clone();
@@ -61,7 +69,7 @@ pub(crate) async fn prepare(engine: &Engine, model: String, load: LoadOptions, s
 
 /// Start generating.
 pub(crate) async fn start(state: &AppState, job: TextJob) -> ApiResult<Generation> {
-    let id = state.engine.resolve(&job.model, rustai_core::Task::Completion)?.id;
+    let id = check_model(state, &job.model, rustai_core::Task::Completion)?;
     let ticket = state.admission.enter(&id).await?;
     let (prepared, sampling) = prepare(&state.engine, id, job.load, job.sampling).await?;
     let model = std::sync::Arc::clone(prepared.lease.model());
@@ -110,7 +118,16 @@ impl Generation {
 
     /// The adjustments the adaptive rules made, as JSON.
     pub(crate) fn metadata(&self) -> serde_json::Value {
-        metadata(&self.prepared.entry.id, self.prepared.plugin_id(), &self.prepared.adjustments)
+        let mut m = metadata(&self.prepared.entry.id, self.prepared.plugin_id(), &self.prepared.adjustments);
+        if !self.prepared.fell_back_from.is_empty() {
+            m["fell_back_from"] = self
+                .prepared
+                .fell_back_from
+                .iter()
+                .map(|(model, why)| serde_json::json!({ "model": model, "reason": why }))
+                .collect();
+        }
+        m
     }
 }
 

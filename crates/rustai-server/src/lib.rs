@@ -22,10 +22,12 @@
 //! generation run on the blocking pool.
 
 mod admission;
+mod audio;
 mod auth;
 mod convert;
 pub mod download;
 mod downloads;
+mod embed;
 pub mod error;
 mod extract;
 mod generate;
@@ -100,14 +102,14 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
         .route("/api/show", post(ollama::show))
         .route("/api/generate", post(ollama::generate))
         .route("/api/chat", post(ollama::chat))
-        .route("/api/embed", post(ollama::embed))
-        .route("/api/embeddings", post(ollama::embed))
+        .route("/api/embed", post(embed::ollama))
+        .route("/api/embeddings", post(embed::ollama))
         .route("/v1/models", get(openai::models))
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/completions", post(openai::completions))
-        .route("/v1/embeddings", post(openai::embeddings))
-        .route("/v1/audio/transcriptions", post(openai::transcriptions))
-        .route("/v1/audio/speech", post(openai::speech))
+        .route("/v1/embeddings", post(embed::openai))
+        .route("/v1/audio/transcriptions", post(audio::transcriptions))
+        .route("/v1/audio/speech", post(audio::speech))
         .route("/health", get(runtime::health))
         .route("/metrics", get(runtime::metrics))
         .route("/plugins", get(runtime::plugins))

@@ -128,10 +128,10 @@ async fn respond(state: AppState, job: TextJob, stream: bool, shape: Shape, mode
 
 /// Resolve the model and convert the shared fields.
 fn shared(state: &AppState, s: &Shared, task: Task) -> ApiResult<(String, rustai_core::abi::SamplingParams, rustai_core::LoadOptions)> {
-    let entry = state.engine.resolve(&s.model, task)?;
+    let id = generate::check_model(state, &s.model, task)?;
     let mut sampling = ollama_sampling(&s.options);
     json_format(s.format.as_ref(), &mut sampling)?;
-    Ok((entry.id, sampling, ollama_load(&s.options, s.keep_alive.as_ref())?))
+    Ok((id, sampling, ollama_load(&s.options, s.keep_alive.as_ref())?))
 }
 
 pub(crate) async fn generate(State(state): State<AppState>, Body(body): Body<GenerateBody>) -> ApiResult<Response> {
@@ -266,12 +266,4 @@ pub(crate) async fn show(State(state): State<AppState>, Body(body): Body<ShowBod
 
 pub(crate) async fn version() -> Json<Value> {
     Json(json!({ "version": env!("CARGO_PKG_VERSION") }))
-}
-
-/// `/api/embed` and `/api/embeddings`: need an embedding plugin.
-pub(crate) async fn embed(State(state): State<AppState>, Body(body): Body<Value>) -> ApiResult<Json<Value>> {
-    let model = body.get("model").and_then(Value::as_str).ok_or_else(|| ApiError::bad_request("`model` is required"))?;
-    let entry = state.engine.resolve(model, Task::Embedding)?;
-    let _ = entry;
-    Err(ApiError::missing_family("embeddings (an EmbeddingPlugin such as the candle plugin)"))
 }

@@ -228,7 +228,7 @@ async fn respond(state: AppState, kind: Kind, common: Common, input: Input) -> A
 }
 
 pub(crate) async fn chat_completions(State(state): State<AppState>, Body(body): Body<ChatBody>) -> ApiResult<Response> {
-    state.engine.resolve(&body.common.model, Task::Chat).map_err(|e| ApiError::from(e).openai())?;
+    generate::check_model(&state, &body.common.model, Task::Chat).map_err(ApiError::openai)?;
     if body.messages.is_empty() {
         return Err(ApiError::bad_request("`messages` must not be empty").openai());
     }
@@ -242,7 +242,7 @@ pub(crate) async fn chat_completions(State(state): State<AppState>, Body(body): 
 }
 
 pub(crate) async fn completions(State(state): State<AppState>, Body(body): Body<CompletionBody>) -> ApiResult<Response> {
-    state.engine.resolve(&body.common.model, Task::Completion).map_err(|e| ApiError::from(e).openai())?;
+    generate::check_model(&state, &body.common.model, Task::Completion).map_err(ApiError::openai)?;
     let prompt = match &body.prompt {
         Value::String(s) => s.clone(),
         Value::Array(a) if a.len() == 1 && a[0].is_string() => a[0].as_str().unwrap_or_default().to_owned(),
@@ -260,18 +260,4 @@ pub(crate) async fn models(State(state): State<AppState>) -> Json<Value> {
         .map(|m| json!({ "id": m.id, "object": "model", "created": m.modified.map_or(0, unix), "owned_by": "rustai" }))
         .collect();
     Json(json!({ "object": "list", "data": data }))
-}
-
-pub(crate) async fn embeddings(State(state): State<AppState>, Body(body): Body<Value>) -> ApiResult<Json<Value>> {
-    let model = body.get("model").and_then(Value::as_str).ok_or_else(|| ApiError::bad_request("`model` is required").openai())?;
-    state.engine.resolve(model, Task::Embedding).map_err(|e| ApiError::from(e).openai())?;
-    Err(ApiError::missing_family("embeddings (an EmbeddingPlugin such as the candle plugin)").openai())
-}
-
-pub(crate) async fn transcriptions() -> ApiError {
-    ApiError::missing_family("speech to text (an SttPlugin such as the whisper plugin)").openai()
-}
-
-pub(crate) async fn speech() -> ApiError {
-    ApiError::missing_family("text to speech (a TtsPlugin such as the piper plugin)").openai()
 }

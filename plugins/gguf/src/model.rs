@@ -1,13 +1,9 @@
 //! Loaded models: validation of the file, loading through llama.cpp, handles.
 
 use std::{
-    collections::HashMap,
     num::NonZeroU32,
     path::Path,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc, Mutex, OnceLock, RwLock,
-    },
+    sync::{Mutex, OnceLock},
 };
 
 use llama_cpp_2::{
@@ -15,7 +11,7 @@ use llama_cpp_2::{
     llama_backend::LlamaBackend,
     model::{params::LlamaModelParams, LlamaModel},
 };
-use rustai_abi::{LoadModelParams, ModelHandle, ModelInfo, PluginError, ROption, RString};
+use rustai_abi::{LoadModelParams, ModelInfo, PluginError, ROption, RString};
 use rustai_formats::GgufHeader;
 
 /// Context length used when the caller asks for the model default (0): the
@@ -112,39 +108,4 @@ impl LoadedModel {
 }
 
 /// Handles to loaded models.
-#[derive(Default)]
-pub(crate) struct ModelStore {
-    next: AtomicU64,
-    models: RwLock<HashMap<u64, Arc<LoadedModel>>>,
-}
-
-impl ModelStore {
-    pub(crate) fn insert(&self, model: LoadedModel) -> ModelHandle {
-        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        self.models.write().unwrap_or_else(|p| p.into_inner()).insert(id, Arc::new(model));
-        ModelHandle(id)
-    }
-
-    pub(crate) fn get(&self, handle: ModelHandle) -> Result<Arc<LoadedModel>, PluginError> {
-        self.models
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&handle.0)
-            .cloned()
-            .ok_or_else(|| PluginError::not_found(format!("no loaded model with handle {}", handle.0)))
-    }
-
-    /// Forget a model; it is freed when the last running request on it ends.
-    pub(crate) fn remove(&self, handle: ModelHandle) -> Result<(), PluginError> {
-        self.models
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&handle.0)
-            .map(drop)
-            .ok_or_else(|| PluginError::not_found(format!("no loaded model with handle {}", handle.0)))
-    }
-
-    pub(crate) fn clear(&self) {
-        self.models.write().unwrap_or_else(|p| p.into_inner()).clear();
-    }
-}
+pub(crate) type ModelStore = rustai_abi::ModelStore<LoadedModel>;

@@ -2,11 +2,13 @@
 
 mod bench;
 mod chat;
+mod embed;
 mod list;
 mod models;
 mod pull;
 mod run;
 mod serve;
+mod speech;
 
 use anyhow::Result;
 
@@ -23,6 +25,9 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
         Command::Serve(args) => serve::run(&cli, args),
         Command::Ps(args) => serve::ps(args),
         Command::Pull(args) => pull::run(&cli, args),
+        Command::Embed(args) => embed::run(&cli, args),
+        Command::Transcribe(args) => speech::transcribe(&cli, args),
+        Command::Speak(args) => speech::speak(&cli, args),
         Command::ConvertWhisper(args) => convert_whisper(args),
     }
 }

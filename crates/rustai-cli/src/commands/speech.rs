@@ -1,0 +1,87 @@
+//! `rustai transcribe FILE.wav` and `rustai speak "TEXT" -o out.wav`.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use rustai_core::{
+    abi::{ROption, RString, SpeakRequest, TranscribeRequest},
+    audio, Engine, Task,
+};
+
+use crate::{
+    cli::{Cli, SpeakArgs, TranscribeArgs},
+    session,
+};
+
+fn pick(engine: &Engine, name: Option<&str>, task: Task) -> Result<String> {
+    match name {
+        Some(n) => Ok(n.to_owned()),
+        None => engine.default_model(task).map(|e| e.id).with_context(|| {
+            format!("no {} model that a loaded plugin can serve (see `rustai models` and `rustai plugins`)", task.as_str())
+        }),
+    }
+}
+
+pub(crate) fn transcribe(cli: &Cli, args: &TranscribeArgs) -> Result<()> {
+    let engine = session::engine(cli)?;
+    let bytes = std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let pcm = audio::decode_wav(&bytes).with_context(|| args.file.display().to_string())?;
+    let id = pick(&engine, args.model.as_deref(), Task::Stt)?;
+    let (entry, model) = engine.stt_model(&id)?;
+    let started = Instant::now();
+    let request = TranscribeRequest {
+        pcm: pcm.samples.clone().into(),
+        sample_rate: pcm.sample_rate,
+        language: args.language.clone().map(RString::from).into(),
+        translate: args.translate,
+        threads: args.threads,
+        initial_prompt: args.prompt.clone().map(RString::from).into(),
+        temperature: 0.0,
+    };
+    let t = model.transcribe(&request)?;
+    let secs = started.elapsed().as_secs_f64();
+    if args.segments {
+        for s in t.segments.iter() {
+            println!("[{:>7.2} → {:>7.2}] {}", s.start_ms as f64 / 1e3, s.end_ms as f64 / 1e3, s.text.trim());
+        }
+    } else {
+        println!("{}", t.text.trim());
+    }
+    eprintln!(
+        "{} ({}): {:.1} s of audio in {:.2} s (real-time factor {:.3}), language {}",
+        entry.id,
+        model.plugin().id(),
+        pcm.duration_secs(),
+        secs,
+        secs / pcm.duration_secs().max(1e-9),
+        t.language
+    );
+    Ok(())
+}
+
+pub(crate) fn speak(cli: &Cli, args: &SpeakArgs) -> Result<()> {
+    let engine = session::engine(cli)?;
+    let id = pick(&engine, args.model.as_deref(), Task::Tts)?;
+    let (entry, model) = engine.tts_model(&id)?;
+    let started = Instant::now();
+    let request = SpeakRequest {
+        text: args.text.as_str().into(),
+        voice: args.voice.clone().map(RString::from).into(),
+        speed: args.speed,
+        noise_scale: ROption::RNone,
+    };
+    let (info, pcm) = model.synthesize(&request)?;
+    let wav = audio::encode_wav(&pcm, info.sample_rate)?;
+    std::fs::write(&args.output, wav).with_context(|| format!("writing {}", args.output.display()))?;
+    let seconds = pcm.len() as f64 / f64::from(info.sample_rate.max(1));
+    eprintln!(
+        "{}: {:.1} s of speech at {} Hz in {:.2} s ({}) -> {}",
+        entry.id,
+        seconds,
+        info.sample_rate,
+        started.elapsed().as_secs_f64(),
+        model.plugin().id(),
+        args.output.display()
+    );
+    Ok(())
+}

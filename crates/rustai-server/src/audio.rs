@@ -1,0 +1,164 @@
+//! OpenAI's audio endpoints: `/v1/audio/transcriptions` (multipart WAV upload,
+//! json / text / verbose_json / srt / vtt) and `/v1/audio/speech` (WAV or raw
+//! 16-bit PCM). OpenAI's own model names (`whisper-1`, `tts-1`) and voice
+//! names (`alloy`, ...) map to the installed model's defaults.
+
+use axum::{
+    body::Bytes,
+    extract::{Multipart, State},
+    http::{header, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use rustai_core::{
+    abi::{ROption, RString, SpeakRequest, TranscribeRequest, Transcription},
+    Task,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{
+    error::{ApiError, ApiResult},
+    extract::Body,
+    state::AppState,
+};
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("worker failed: {e}")).openai()
+}
+
+/// The model named, or the installed default for `task` when the name is OpenAI's or absent.
+fn model_for(state: &AppState, name: Option<&str>, task: Task) -> ApiResult<String> {
+    if let Some(n) = name.filter(|n| !n.is_empty()) {
+        match state.engine.resolve(n, task) {
+            Ok(e) => return Ok(e.id),
+            Err(rustai_core::Error::UnknownModel { .. }) => {} // e.g. "whisper-1": use the default
+            Err(e) => return Err(ApiError::from(e).openai()),
+        }
+    }
+    state.engine.default_model(task).map(|e| e.id).ok_or_else(|| {
+        let what = if task == Task::Stt { "speech to text (an SttPlugin such as whisper, and a whisper model)" } else { "text to speech (a TtsPlugin such as piper, and a voice)" };
+        ApiError::missing_family(what).openai()
+    })
+}
+
+fn timestamp(ms: u64, comma: bool) -> String {
+    let (h, m, s, milli) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
+    if comma { format!("{h:02}:{m:02}:{s:02},{milli:03}") } else { format!("{h:02}:{m:02}:{s:02}.{milli:03}") }
+}
+
+fn render(t: &Transcription, format: &str, duration: f64) -> ApiResult<Response> {
+    let text = t.text.trim().to_owned();
+    Ok(match format {
+        "json" => Json(json!({ "text": text })).into_response(),
+        "text" => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
+        "verbose_json" => Json(json!({
+            "task": "transcribe", "language": t.language.as_str(), "duration": duration, "text": text,
+            "segments": t.segments.iter().enumerate().map(|(i, s)| json!({
+                "id": i, "start": s.start_ms as f64 / 1e3, "end": s.end_ms as f64 / 1e3, "text": s.text.as_str(),
+            })).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        "srt" | "vtt" => {
+            let srt = format == "srt";
+            let mut out = if srt { String::new() } else { "WEBVTT\n\n".to_owned() };
+            for (i, s) in t.segments.iter().enumerate() {
+                if srt {
+                    out += &format!("{}\n", i + 1);
+                }
+                out += &format!("{} --> {}\n{}\n\n", timestamp(s.start_ms, srt), timestamp(s.end_ms, srt), s.text.trim());
+            }
+            ([(header::CONTENT_TYPE, if srt { "application/x-subrip" } else { "text/vtt" })], out).into_response()
+        }
+        other => return Err(ApiError::bad_request(format!("response_format `{other}`: use json, text, verbose_json, srt or vtt")).openai()),
+    })
+}
+
+pub(crate) async fn transcriptions(State(state): State<AppState>, mut form: Multipart) -> ApiResult<Response> {
+    let bad = |m: String| ApiError::bad_request(m).openai();
+    let (mut file, mut model, mut language, mut prompt, mut format, mut temperature) = (None, None, None, None, "json".to_owned(), 0.0f32);
+    while let Some(field) = form.next_field().await.map_err(|e| bad(format!("malformed multipart body: {e}")))? {
+        let name = field.name().unwrap_or_default().to_owned();
+        let data: Bytes = field.bytes().await.map_err(|e| bad(format!("reading field `{name}`: {e}")))?;
+        let text = || String::from_utf8_lossy(&data).trim().to_owned();
+        match name.as_str() {
+            "file" => file = Some(data),
+            "model" => model = Some(text()),
+            "language" => language = Some(text()).filter(|l| !l.is_empty()),
+            "prompt" => prompt = Some(text()).filter(|p| !p.is_empty()),
+            "response_format" => format = text(),
+            "temperature" => temperature = text().parse().map_err(|_| bad("temperature must be a number".into()))?,
+            _ => {}
+        }
+    }
+    let file = file.ok_or_else(|| bad("the `file` field (a WAV file) is required".into()))?;
+    let id = model_for(&state, model.as_deref(), Task::Stt)?;
+    let engine = state.engine.clone();
+    let (t, duration) = tokio::task::spawn_blocking(move || -> rustai_core::Result<(Transcription, f64)> {
+        let pcm = rustai_core::audio::decode_wav(&file)?;
+        let (_, m) = engine.stt_model(&id)?;
+        let request = TranscribeRequest {
+            pcm: pcm.samples.clone().into(),
+            sample_rate: pcm.sample_rate,
+            language: language.map(RString::from).into(),
+            translate: false,
+            threads: 0,
+            initial_prompt: prompt.map(RString::from).into(),
+            temperature,
+        };
+        Ok((m.transcribe(&request)?, pcm.duration_secs()))
+    })
+    .await
+    .map_err(internal)?
+    .map_err(|e| ApiError::from(e).openai())?;
+    render(&t, &format, duration)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SpeechBody {
+    #[serde(default)]
+    model: Option<String>,
+    input: String,
+    #[serde(default)]
+    voice: Option<String>,
+    #[serde(default)]
+    response_format: Option<String>,
+    #[serde(default)]
+    speed: Option<f32>,
+}
+
+pub(crate) async fn speech(State(state): State<AppState>, Body(body): Body<SpeechBody>) -> ApiResult<Response> {
+    let format = body.response_format.clone().unwrap_or_else(|| "wav".into());
+    if format != "wav" && format != "pcm" {
+        return Err(ApiError::bad_request(format!("response_format `{format}` is not supported: use wav or pcm")).openai());
+    }
+    if body.input.trim().is_empty() {
+        return Err(ApiError::bad_request("`input` must not be empty").openai());
+    }
+    let id = model_for(&state, body.model.as_deref(), Task::Tts)?;
+    let engine = state.engine.clone();
+    let (rate, pcm) = tokio::task::spawn_blocking(move || -> rustai_core::Result<(u32, Vec<f32>)> {
+        let (_, m) = engine.tts_model(&id)?;
+        // OpenAI's voice names do not exist here: use the model's default voice for them.
+        let voices = m.voices()?;
+        let voice = body.voice.filter(|v| voices.iter().any(|x| x.id.as_str() == v));
+        let request = SpeakRequest {
+            text: body.input.into(),
+            voice: voice.map(RString::from).into(),
+            speed: body.speed.unwrap_or(1.0),
+            noise_scale: ROption::RNone,
+        };
+        let (info, pcm) = m.synthesize(&request)?;
+        Ok((info.sample_rate, pcm))
+    })
+    .await
+    .map_err(internal)?
+    .map_err(|e| ApiError::from(e).openai())?;
+    let rate_header = rate.to_string();
+    if format == "pcm" {
+        let bytes: Vec<u8> = pcm.iter().flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()).collect();
+        return Ok(([(header::CONTENT_TYPE, "audio/pcm".to_owned()), (header::HeaderName::from_static("x-sample-rate"), rate_header)], bytes).into_response());
+    }
+    let wav = rustai_core::audio::encode_wav(&pcm, rate).map_err(|e| ApiError::from(e).openai())?;
+    Ok(([(header::CONTENT_TYPE, "audio/wav".to_owned()), (header::HeaderName::from_static("x-sample-rate"), rate_header)], wav).into_response())
+}

@@ -1,0 +1,7 @@
+//! Handles to loaded models, shared between threads (the ABI crate's handle table).
+
+use crate::model::EmbedModel;
+
+/// Loaded models by handle. A model removed while a request runs on it is
+/// freed when that request ends.
+pub type ModelStore = rustai_abi::ModelStore<EmbedModel>;
