@@ -14,9 +14,6 @@ case "$(uname -s)" in
 esac
 # The plugins the main set-up builds: crate name, library name.
 PLUGINS=("gguf:rustai_gguf" "candle:rustai_candle" "whisper:rustai_whisper" "piper:rustai_piper" "openai:rustai_openai" "ollama:rustai_ollama")
-# whisper.cpp (whisper-rs-sys) builds with -march=native unless told otherwise: pin the same
-# portable x86-64 instruction sets llama.cpp uses, so built plugins run on other CPUs.
-if [ "$(uname -m)" = x86_64 ]; then
-  export GGML_NATIVE=OFF GGML_SSE42=ON GGML_AVX=ON GGML_AVX2=ON GGML_BMI2=ON GGML_FMA=ON GGML_F16C=ON
-fi
+# The portable build flags for whisper.cpp (GGML_*) are in .cargo/config.toml, so every cargo
+# command gets them, not only these scripts.
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -9,7 +9,7 @@ use rustai_core::{
     monitor::ResourceSnapshot,
     Error, ModelFormat, PluginManager, Registry, RegistryOptions, SelectionCriteria, Task,
 };
-use test_support::{plugins_dist, repo_root, smollm2};
+use test_support::{manager_with, plugins_dist, repo_root, smollm2};
 
 /// Link (or copy) `src` to `dest`.
 fn link(src: &Path, dest: &Path) {
@@ -259,9 +259,9 @@ quality_score = 0.95
     let starved = snapshot(50);
     let s = reg.select(&local, &SelectContext { resources: Some(&starved), ..SelectContext::default() }).unwrap();
     assert_eq!(s.chosen().entry.id, "cloud-chat", "SmolLM2 (94 MiB) does not fit in 50 MiB");
-    // Plugins: only the gguf plugin is built, so the remote model (openai) and TTS are out.
-    let plugins = PluginManager::from_dirs([plugins_dist()]).unwrap();
-    let with_plugins = SelectContext { plugins: Some(&plugins), ..ctx };
+    // Plugins: with only the gguf plugin loaded, the remote model (openai) and TTS are out.
+    let (_dir, gguf_only) = manager_with(&["rustai_gguf"]);
+    let with_plugins = SelectContext { plugins: Some(&gguf_only), ..ctx };
     assert_eq!(reg.select(&SelectionCriteria::new(Task::Chat), &with_plugins).unwrap().chosen().entry.id, "SmolLM2-135M-Instruct.Q4_1");
     let caps = SelectionCriteria { required_capabilities: vec!["grammar".into(), "chat_template".into()], ..SelectionCriteria::new(Task::Chat) };
     assert_eq!(reg.select(&caps, &with_plugins).unwrap().chosen().entry.id, "SmolLM2-135M-Instruct.Q4_1");
@@ -269,4 +269,10 @@ quality_score = 0.95
         Err(Error::NoSuitableModel { reasons, .. }) => assert!(reasons[0].contains("no loaded plugin reads piper"), "{reasons:?}"),
         other => panic!("{other:?}"),
     }
+    // With every plugin, the remote model (openai plugin) and the voice (piper plugin) can serve.
+    let all = PluginManager::from_dirs([plugins_dist()]).unwrap();
+    let with_all = SelectContext { plugins: Some(&all), ..ctx };
+    assert_eq!(reg.select(&SelectionCriteria::new(Task::Chat), &with_all).unwrap().chosen().entry.id, "cloud-chat");
+    assert_eq!(reg.select(&SelectionCriteria::new(Task::Tts), &with_all).unwrap().chosen().entry.id, "en_US-joe-medium");
+    assert_eq!(reg.select(&SelectionCriteria::new(Task::Embedding), &with_all).unwrap().chosen().entry.id, "all-MiniLM-L6-v2");
 }

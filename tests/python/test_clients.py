@@ -206,3 +206,15 @@ def test_api_keys_and_body_limit(keyed_server):
     big = {"model": MODEL, "prompt": "x" * 10_000}
     r = httpx.post(url + "/api/generate", json=big, headers={"x-api-key": "secret-one"})
     assert r.status_code == 413 and "limit" in r.json()["error"]
+
+
+def test_metrics_are_prometheus_text(server):
+    httpx.post(server.url + "/api/generate", json={"model": MODEL, "prompt": "Hi", "stream": False, "options": {"num_predict": 2}}, timeout=60)
+    text = httpx.get(server.url + "/metrics").text
+    assert "# TYPE rustai_request_latency_seconds histogram" in text
+    inf = [l for l in text.splitlines() if l.startswith('rustai_request_latency_seconds_bucket{model="SmolLM2-135M-Instruct.Q4_1",le="+Inf"}')]
+    count = [l for l in text.splitlines() if l.startswith('rustai_request_latency_seconds_count{model="SmolLM2-135M-Instruct.Q4_1"}')]
+    assert inf and count and inf[0].split()[-1] == count[0].split()[-1] and float(count[0].split()[-1]) >= 1
+    assert server.metric("rustai_generated_tokens_total") >= 2
+    assert 'rustai_http_requests_total{route="/api/generate",status="200"}' in text
+    assert server.metric("rustai_loaded_models") >= 1

@@ -146,3 +146,42 @@ def test_graceful_shutdown_finishes_running_requests():
     assert s.proc.wait(timeout=20) == 0
     with pytest.raises(httpx.ConnectError):
         httpx.get(s.url + "/health")
+
+
+def test_local_model_over_budget_falls_back_to_a_remote_one(tmp_path, server):
+    """models.toml: the local model's fallback is a remote model served (through the openai
+    plugin) by another rustai server; with a budget too small for the local model, the remote
+    one answers, and the response says so."""
+    models = tmp_path / "models"
+    models.mkdir()
+    os.link(SMOLLM2, models / "smol.gguf")
+    (models / "models.toml").write_text(
+        f"""
+[[models]]
+id = "local-smol"
+location = "smol.gguf"
+[models.config]
+fallback = "cloud-smol"
+
+[[models]]
+id = "cloud-smol"
+provider = "openai"
+location = "{server.url}/v1"
+tags = ["cloud"]
+[models.config]
+model = "smollm2"
+"""
+    )
+    s = Server("--budget", "1MiB", env={"RUSTAI_MODELS": str(models)})
+    try:
+        r = httpx.post(
+            s.url + "/v1/chat/completions",
+            json={"model": "local-smol", "messages": [{"role": "user", "content": "What is the capital of France?"}], "temperature": 0, "max_tokens": 20},
+            timeout=120,
+        ).json()
+        assert "Paris" in r["choices"][0]["message"]["content"]
+        assert r["rustai"]["model"] == "cloud-smol" and r["rustai"]["plugin"] == "openai"
+        assert r["rustai"]["fell_back_from"][0]["model"] == "local-smol"
+        assert "budget" in r["rustai"]["fell_back_from"][0]["reason"]
+    finally:
+        s.stop()

@@ -39,9 +39,15 @@ impl RequestRecord {
     }
 }
 
+/// Upper bounds (seconds) of the latency histogram's buckets; a last, unbounded bucket follows.
+pub const LATENCY_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
 /// Sums over a set of requests.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Summary {
+    /// Requests per latency bucket ([`LATENCY_BUCKETS`], then one for anything longer);
+    /// not cumulative.
+    pub latency_histogram: [u64; LATENCY_BUCKETS.len() + 1],
     /// Requests (failed ones included).
     pub requests: u64,
     /// Failed requests.
@@ -67,6 +73,9 @@ impl Summary {
         self.total_latency += r.latency;
         self.max_latency = self.max_latency.max(r.latency);
         self.total_generation += r.generation;
+        let secs = r.latency.as_secs_f64();
+        let bucket = LATENCY_BUCKETS.iter().position(|b| secs <= *b).unwrap_or(LATENCY_BUCKETS.len());
+        self.latency_histogram[bucket] += 1;
     }
 
     /// Mean latency.
@@ -140,5 +149,7 @@ mod tests {
         assert_eq!(a.mean_latency(), Duration::from_millis(300));
         assert!((a.tokens_per_s() - 200.0).abs() < 1e-9, "60 tokens in 0.3 s");
         assert_eq!(Summary::default().tokens_per_s(), 0.0);
+        // 10 ms -> first bucket (<= 50 ms); 200 and 400 ms -> the <= 0.25 s and <= 0.5 s buckets.
+        assert_eq!(&total.latency_histogram[..4], &[1, 0, 1, 1]);
     }
 }

@@ -129,7 +129,20 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
     metric("request_failures_total", "counter", "Failed generation requests, by model.", by_model(&|s| s.failures as f64));
     metric("prompt_tokens_total", "counter", "Prompt tokens processed, by model.", by_model(&|s| s.tokens_in as f64));
     metric("generated_tokens_total", "counter", "Tokens generated, by model.", by_model(&|s| s.tokens_out as f64));
-    metric("request_latency_seconds_sum", "counter", "Sum of request latencies, by model.", by_model(&|s| s.total_latency.as_secs_f64()));
+    // A Prometheus histogram: cumulative buckets, then _sum and _count.
+    let mut latency = Vec::new();
+    for (m, summary) in &per_model {
+        let model = m.replace('"', "'");
+        let mut cumulative = 0;
+        for (i, n) in summary.latency_histogram.iter().enumerate() {
+            cumulative += n;
+            let le = rustai_core::metrics::LATENCY_BUCKETS.get(i).map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
+            latency.push((format!("_bucket{{model=\"{model}\",le=\"{le}\"}}"), cumulative as f64));
+        }
+        latency.push((format!("_sum{{model=\"{model}\"}}"), summary.total_latency.as_secs_f64()));
+        latency.push((format!("_count{{model=\"{model}\"}}"), summary.requests as f64));
+    }
+    metric("request_latency_seconds", "histogram", "Request latency (lookup, load, generation), by model.", latency);
     metric("request_latency_seconds_max", "gauge", "Longest request latency, by model.", by_model(&|s| s.max_latency.as_secs_f64()));
     metric("generation_tokens_per_second", "gauge", "Mean generation speed, by model.", by_model(&|s| s.tokens_per_s()));
     let c = &state.counters;

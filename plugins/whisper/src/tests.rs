@@ -66,7 +66,7 @@ fn build_is_portable() {
     assert!(info.contains("AVX2 = 1"), "whisper.cpp was built without AVX2: {info}");
     assert!(
         !info.contains("AVX512 = 1"),
-        "whisper.cpp was built with AVX-512 (-march=native?): set GGML_NATIVE=OFF and the GGML_* flags in plugins/whisper/Cargo.toml, then `cargo clean -p whisper-rs-sys`: {info}"
+        "whisper.cpp was built with AVX-512 (-march=native?): the GGML_* flags in .cargo/config.toml were not in force when whisper-rs-sys was built: `cargo clean -p whisper-rs-sys` and rebuild: {info}"
     );
 }
 
