@@ -85,8 +85,11 @@ fn unknown_model_and_bad_input_fail_cleanly() {
 
 #[test]
 fn every_command_has_help() {
-    for cmd in [&["--help"][..], &["run", "--help"], &["chat", "--help"], &["plugins", "--help"], &["models", "--help"], &["bench", "--help"]] {
-        let (stdout, _) = run_ok(cmd);
+    let commands = [
+        "run", "chat", "plugins", "models", "select", "serve", "ps", "pull", "embed", "transcribe", "speak", "convert-whisper", "bench",
+    ];
+    for cmd in std::iter::once(vec!["--help"]).chain(commands.iter().map(|c| vec![*c, "--help"])) {
+        let (stdout, _) = run_ok(&cmd);
         assert!(stdout.contains("Usage:"), "{cmd:?}: {stdout}");
     }
 }
@@ -132,4 +135,55 @@ fn plugins_watch_shows_lifecycle_events_live() {
     let kinds: Vec<&str> = seen.iter().filter_map(|l| l.split_whitespace().next()).collect();
     assert_eq!(kinds, ["discovered", "validated", "loaded", "active"], "{seen:#?}");
     assert!(seen[3].contains("echo 1.0.0"), "{}", seen[3]);
+}
+
+/// A minimal HTTP/1.1 POST with an empty body; returns the status line.
+fn post(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn ps_shows_what_a_running_server_has_loaded() {
+    use std::io::BufRead;
+    let _ = (gguf_plugin(), smollm2());
+    let mut server = rustai().args(["serve", "--host", "127.0.0.1:0", "--keep-alive", "600"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().rsplit("http://").next().unwrap().to_owned();
+    let (empty, _) = run_ok(&["ps", "--host", &addr]);
+    assert!(empty.contains("no models loaded"), "{empty}");
+    assert!(post(&addr, "/runtime/load/smollm2").contains("200"));
+    let (stdout, _) = run_ok(&["ps", "--host", &addr]);
+    let row = stdout.lines().find(|l| l.starts_with("smollm2-135m-instruct:q4_1")).unwrap_or_else(|| panic!("{stdout}"));
+    for needle in ["MiB", "gguf", "idle", "ago", "in 9m"] {
+        assert!(row.contains(needle), "missing {needle:?} in {row:?}");
+    }
+    server.kill().unwrap();
+    let _ = server.wait();
+    let out = rustai().args(["ps", "--host", &addr]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("is `rustai serve` running"));
+}
+
+#[test]
+fn embed_speak_transcribe_and_select_from_the_command_line() {
+    let (stdout, stderr) = run_ok(&["embed", "all-minilm", "food", "bread"]);
+    assert!(stdout.contains("0.555") && stderr.contains("384 dimensions"), "{stdout}{stderr}");
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("fox.wav");
+    let wav = wav.to_str().unwrap();
+    let (_, stderr) = run_ok(&["speak", "The quick brown fox jumps over the lazy dog.", "-o", wav]);
+    assert!(stderr.contains("22050 Hz"), "{stderr}");
+    let (stdout, _) = run_ok(&["transcribe", wav]);
+    assert!(stdout.to_lowercase().contains("quick brown fox"), "{stdout}");
+    let junk = dir.path().join("junk.wav");
+    std::fs::write(&junk, "not audio").unwrap();
+    let out = rustai().args(["transcribe", junk.to_str().unwrap()]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("bad audio"), "{out:?}");
+    let (stdout, _) = run_ok(&["select", "--task", "tts"]);
+    assert!(stdout.starts_with("chose `en_US-joe-medium`"), "{stdout}");
 }

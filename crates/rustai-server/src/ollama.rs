@@ -223,6 +223,8 @@ pub(crate) async fn ps(State(state): State<AppState>) -> Json<Value> {
                 "size_vram": 0,
                 "plugin": s.plugin,
                 "in_use": s.in_use,
+                "pinned": s.pinned,
+                "last_used": rfc3339(SystemTime::now() - now.saturating_duration_since(s.last_used)),
             }))
         })
         .collect();

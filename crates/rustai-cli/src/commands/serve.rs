@@ -136,16 +136,30 @@ pub(crate) fn ps(args: &PsArgs) -> Result<()> {
         println!("no models loaded");
         return Ok(());
     }
-    println!("{:<36} {:>10}  {:<8} {:<10} UNTIL", "NAME", "SIZE", "PLUGIN", "STATE");
+    let ago = |t: &str| -> String {
+        humantime::parse_rfc3339(t)
+            .ok()
+            .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+            .map_or_else(|| "?".into(), |d| format!("{} ago", humantime::format_duration(std::time::Duration::from_secs(d.as_secs()))))
+    };
+    let until = |t: &str| -> String {
+        match humantime::parse_rfc3339(t).ok().and_then(|t| t.duration_since(std::time::SystemTime::now()).ok()) {
+            Some(d) if d.as_secs() > 10 * 365 * 86_400 => "forever".into(),
+            Some(d) => format!("in {}", humantime::format_duration(std::time::Duration::from_secs(d.as_secs()))),
+            None => "now".into(),
+        }
+    };
+    println!("{:<32} {:>10}  {:<8} {:<8} {:<14} UNLOADS", "NAME", "SIZE", "PLUGIN", "STATE", "LAST USE");
     for m in models {
         let state = if m["in_use"].as_bool() == Some(true) { "serving" } else { "idle" };
         println!(
-            "{:<36} {:>10}  {:<8} {:<10} {}",
+            "{:<32} {:>10}  {:<8} {:<8} {:<14} {}",
             m["name"].as_str().unwrap_or("?"),
             human_size(m["size"].as_u64().unwrap_or(0)),
             m["plugin"].as_str().unwrap_or("?"),
             state,
-            m["expires_at"].as_str().unwrap_or("?")
+            ago(m["last_used"].as_str().unwrap_or("")),
+            if state == "serving" { "after the request".into() } else { until(m["expires_at"].as_str().unwrap_or("")) }
         );
     }
     Ok(())
