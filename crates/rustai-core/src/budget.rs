@@ -44,14 +44,18 @@ pub enum KeepAlive {
 }
 
 impl KeepAlive {
-    /// From Ollama's seconds convention: 0 unloads, negative keeps forever.
+    /// Longest finite keep-alive; anything longer (or infinite) keeps the model forever.
+    pub const MAX: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+    /// From Ollama's seconds convention: 0 unloads, negative keeps forever; longer than
+    /// [`Self::MAX`] (or +∞) keeps forever too. NaN counts as 0.
     pub fn from_secs_f64(secs: f64) -> Self {
-        if secs < 0.0 {
+        if secs < 0.0 || secs >= Self::MAX.as_secs_f64() {
             Self::Forever
-        } else if secs == 0.0 {
-            Self::Unload
-        } else {
+        } else if secs > 0.0 {
             Self::For(Duration::from_secs_f64(secs))
+        } else {
+            Self::Unload
         }
     }
 }

@@ -251,7 +251,14 @@ impl Engine {
         let mut chain = vec![self.resolve(model, Task::Completion)?];
         while chain.len() < 4 {
             let Some(next) = chain.last().and_then(|e| e.config.get("fallback")).and_then(serde_json::Value::as_str) else { break };
-            let entry = self.resolve(next, Task::Completion)?;
+            let entry = match self.resolve(next, Task::Completion) {
+                Ok(e) => e,
+                Err(e) => {
+                    // A broken fallback must not break the model it backs up.
+                    tracing::warn!(model = %chain.last().map_or("", |m| m.id.as_str()), "fallback `{next}` is unusable: {e}");
+                    break;
+                }
+            };
             if chain.iter().any(|e| e.id == entry.id) {
                 break;
             }

@@ -119,7 +119,7 @@ impl Drop for Lease {
                 entry.expires = match self.keep_alive {
                     KeepAlive::Unload => Some(now),
                     KeepAlive::Forever => None,
-                    KeepAlive::For(d) => Some(now + d),
+                    KeepAlive::For(d) => now.checked_add(d), // past the clock's range: never
                 };
             }
         }

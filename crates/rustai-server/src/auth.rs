@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 
 use crate::{error::ApiError, state::AppState};
 
-fn presented(req: &Request) -> Option<&str> {
+pub(crate) fn presented(req: &Request) -> Option<&str> {
     let h = req.headers();
     h.get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

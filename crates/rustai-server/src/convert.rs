@@ -60,12 +60,13 @@ pub(crate) fn ollama_load(o: &Options, keep_alive: Option<&Value>) -> ApiResult<
 /// `keep_alive`: seconds as a number, or a duration string (`"5m"`, `"1h30m"`, `"0"`, `"-1"`).
 pub(crate) fn parse_keep_alive(v: &Value) -> ApiResult<KeepAlive> {
     let bad = || ApiError::bad_request(format!("invalid keep_alive {v}: use seconds or a duration like \"5m\""));
+    let secs = |x: f64| if x.is_finite() { Ok(KeepAlive::from_secs_f64(x)) } else { Err(bad()) };
     match v {
-        Value::Number(n) => n.as_f64().map(KeepAlive::from_secs_f64).ok_or_else(bad),
+        Value::Number(n) => n.as_f64().ok_or_else(bad).and_then(secs),
         Value::String(s) => {
             let s = s.trim();
-            if let Ok(secs) = s.parse::<f64>() {
-                return Ok(KeepAlive::from_secs_f64(secs));
+            if let Ok(x) = s.parse::<f64>() {
+                return secs(x);
             }
             if s.starts_with('-') {
                 return Ok(KeepAlive::Forever);

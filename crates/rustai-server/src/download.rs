@@ -12,6 +12,14 @@ use std::{
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
+/// File name endings a download may have.
+pub const MODEL_EXTENSIONS: [&str; 5] = [".gguf", ".bin", ".onnx", ".onnx.json", ".safetensors"];
+
+/// `url` without its query string and fragment (which may carry tokens), for logs and status.
+pub fn redacted(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or_default()
+}
+
 /// What to fetch.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct DownloadRequest {
@@ -70,6 +78,11 @@ impl DownloadRequest {
         if bad {
             return Err(DownloadError::Invalid(format!("`{name}` is not a usable file name; pass `name`")));
         }
+        // Model files only: never configuration (models.toml) or other files the host reads.
+        let lower = name.to_ascii_lowercase();
+        if !MODEL_EXTENSIONS.iter().any(|ext| lower.ends_with(ext)) {
+            return Err(DownloadError::Invalid(format!("`{name}`: only model files can be downloaded ({})", MODEL_EXTENSIONS.join(", "))));
+        }
         if let Some(sha) = &self.sha256 {
             if sha.len() != 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
                 return Err(DownloadError::Invalid("sha256 must be 64 hex digits".into()));
@@ -112,7 +125,17 @@ pub async fn fetch(
     let status = response.status();
     let resumed = status == reqwest::StatusCode::PARTIAL_CONTENT;
     if status == reqwest::StatusCode::RANGE_NOT_SATISFIABLE && have > 0 {
-        // Already complete.
+        // Complete only if the server's size is what we have; else the file changed: start over.
+        let total = response
+            .headers()
+            .get(reqwest::header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit('/').next())
+            .and_then(|n| n.trim().parse::<u64>().ok());
+        if total != Some(have) {
+            let _ = std::fs::remove_file(&partial);
+            return Err(DownloadError::Transfer("the remote file changed since the partial download; retry to start over".into()));
+        }
     } else if !status.is_success() {
         return Err(DownloadError::Status(status.as_u16()));
     } else if !resumed && have > 0 {
@@ -175,6 +198,9 @@ mod tests {
     #[test]
     fn names_are_safe() {
         assert_eq!(req("http://h/a/model.gguf?x=1", None).file_name().unwrap(), "model.gguf");
+        assert!(req("http://h/models.toml", None).file_name().is_err(), "configuration is not a model");
+        assert!(req("http://h/x", Some("notes.txt")).file_name().is_err());
+        assert_eq!(redacted("https://h/m.gguf?token=secret"), "https://h/m.gguf");
         assert_eq!(req("https://h/x", Some("mine.gguf")).file_name().unwrap(), "mine.gguf");
         for bad in [req("file:///etc/passwd", None), req("http://h/", None), req("http://h/x", Some("../x")), req("http://h/.hidden", None)] {
             assert!(matches!(bad.file_name(), Err(DownloadError::Invalid(_))), "{bad:?}");

@@ -65,7 +65,8 @@ pub(crate) async fn start(State(state): State<AppState>, Body(req): Body<Downloa
         if jobs.values().any(|j| j.name == name && j.status == "running") {
             return Err(ApiError::new(StatusCode::CONFLICT, format!("{name} is already being downloaded")));
         }
-        let job = Job { id: id.clone(), url: req.url.clone(), name, status: "running", bytes: 0, total: None, error: None };
+        let url = crate::download::redacted(&req.url).to_owned();
+        let job = Job { id: id.clone(), url, name, status: "running", bytes: 0, total: None, error: None };
         jobs.insert(id.clone(), job);
     }
     let client = state.http.clone();
@@ -77,11 +78,11 @@ pub(crate) async fn start(State(state): State<AppState>, Body(req): Body<Downloa
         match result {
             Ok(path) => {
                 tracing::info!(file = %path.display(), "download complete");
-                registry.refresh();
+                let _ = tokio::task::spawn_blocking(move || registry.refresh()).await;
                 downloads.update(&job_id, |j| j.status = "done");
             }
             Err(e) => {
-                tracing::warn!(url = %req.url, "download failed: {e}");
+                tracing::warn!(url = %crate::download::redacted(&req.url), "download failed: {e}");
                 downloads.update(&job_id, |j| (j.status, j.error) = ("failed", Some(e.to_string())));
             }
         }

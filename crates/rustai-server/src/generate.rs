@@ -35,8 +35,9 @@ pub(crate) struct TextJob {
 pub(crate) struct Generation {
     // Dropped first: the model lease and the queue place go together.
     pub(crate) prepared: Prepared,
-    _ticket: crate::admission::Ticket,
-    stream: TokenStream,
+    /// The queue place; held until the plugin has really stopped (see `Drop`).
+    ticket: Option<crate::admission::Ticket>,
+    stream: Option<TokenStream>,
     state: AppState,
     finished: bool,
 }
@@ -78,13 +79,16 @@ pub(crate) async fn start(state: &AppState, job: TextJob) -> ApiResult<Generatio
         Input::Chat(messages) => model.stream_chat(ChatRequest { messages: messages.into(), params: sampling }),
     };
     state.counters.in_flight.fetch_add(1, Ordering::Relaxed);
-    Ok(Generation { prepared, _ticket: ticket, stream, state: state.clone(), finished: false })
+    Ok(Generation { prepared, ticket: Some(ticket), stream: Some(stream), state: state.clone(), finished: false })
 }
 
 impl Generation {
     /// The next piece, the final completion, or an error.
     pub(crate) async fn next(&mut self) -> Option<StreamEvent> {
-        let event = self.stream.next().await;
+        let event = match self.stream.as_mut() {
+            Some(s) => s.next().await,
+            None => None,
+        };
         match &event {
             Some(StreamEvent::Done(done)) => self.finish(Ok(done)),
             Some(StreamEvent::Error(e)) => self.finish(Err(e)),
@@ -134,11 +138,24 @@ impl Generation {
 impl Drop for Generation {
     fn drop(&mut self) {
         if !self.finished {
-            // The client went away: the stream's drop cancels the plugin's generation.
+            // The client went away: cancel the plugin's generation, and keep the queue place
+            // until the plugin has stopped, so the next queued request does not overlap it.
             self.finished = true;
             self.state.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
             self.state.counters.cancelled.fetch_add(1, Ordering::Relaxed);
             tracing::info!(model = %self.prepared.entry.id, "client disconnected; generation cancelled");
+            if let (Some(mut stream), Ok(rt)) = (self.stream.take(), tokio::runtime::Handle::try_current()) {
+                stream.cancel();
+                let ticket = self.ticket.take();
+                rt.spawn(async move {
+                    while let Some(event) = stream.next().await {
+                        if !matches!(event, StreamEvent::Piece(_)) {
+                            break;
+                        }
+                    }
+                    drop(ticket);
+                });
+            }
         }
     }
 }

@@ -120,8 +120,9 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
         .route("/download/{id}", get(downloads::status))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(middleware::from_fn_with_state(state.clone(), upstream::fallback))
-        .layer(middleware::from_fn_with_state(state.clone(), auth::require_key))
+        // Outermost first at run time: authentication, then the rate limit (keyed by the valid key).
         .layer(middleware::from_fn_with_state(state.clone(), limit::rate_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_key))
         .route_layer(middleware::from_fn_with_state(state.clone(), runtime::count_http))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)

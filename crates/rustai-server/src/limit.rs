@@ -24,17 +24,14 @@ pub(crate) fn limiter(per_minute: u32) -> Option<Limiter> {
     Some(RateLimiter::keyed(Quota::per_minute(n)))
 }
 
-fn client_key(req: &Request) -> String {
-    let h = req.headers();
-    let key = h
-        .get(header::AUTHORIZATION)
-        .or_else(|| h.get("x-api-key"))
-        .and_then(|v| v.to_str().ok())
-        .map(|k| {
-            // Keyed by a digest so the limiter's memory never holds a key.
-            use sha2::Digest;
-            format!("key:{:x}", sha2::Sha256::digest(k.as_bytes()))
-        });
+/// The client: its API key when keys are in use (this layer runs after authentication, so the
+/// key is a valid one, not an arbitrary header), else its IP address.
+fn client_key(req: &Request, keys_in_use: bool) -> String {
+    let key = keys_in_use.then(|| crate::auth::presented(req)).flatten().map(|k| {
+        // Keyed by a digest so the limiter's memory never holds a key.
+        use sha2::Digest;
+        format!("key:{:x}", sha2::Sha256::digest(k.as_bytes()))
+    });
     key.unwrap_or_else(|| match req.extensions().get::<ConnectInfo<SocketAddr>>() {
         Some(ConnectInfo(addr)) => format!("ip:{}", addr.ip()),
         None => "ip:unknown".into(),
@@ -47,7 +44,11 @@ pub(crate) async fn rate_limit(State(state): State<AppState>, req: Request, next
     if matches!(req.uri().path(), "/health" | "/metrics") {
         return next.run(req).await;
     }
-    match limiter.check_key(&client_key(&req)) {
+    // Forget idle clients now and then, so the limiter's memory stays bounded.
+    if state.counters.rate_checks.fetch_add(1, Ordering::Relaxed) % 1024 == 0 {
+        limiter.retain_recent();
+    }
+    match limiter.check_key(&client_key(&req, !state.config.api_keys.is_empty())) {
         Ok(()) => next.run(req).await,
         Err(not_until) => {
             state.counters.rate_limited.fetch_add(1, Ordering::Relaxed);

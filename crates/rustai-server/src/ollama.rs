@@ -177,7 +177,16 @@ async fn load_or_unload(state: AppState, id: String, load: rustai_core::LoadOpti
     Ok(Json(v).into_response())
 }
 
+/// Runs `f` on the blocking pool: listing models hashes model files (once per file version).
+async fn blocking(state: AppState, f: fn(&AppState) -> Value) -> Json<Value> {
+    Json(tokio::task::spawn_blocking(move || f(&state)).await.unwrap_or_else(|_| json!({ "models": [] })))
+}
+
 pub(crate) async fn tags(State(state): State<AppState>) -> Json<Value> {
+    blocking(state, tags_now).await
+}
+
+fn tags_now(state: &AppState) -> Value {
     let models: Vec<Value> = state
         .engine
         .registry()
@@ -194,10 +203,14 @@ pub(crate) async fn tags(State(state): State<AppState>) -> Json<Value> {
             })
         })
         .collect();
-    Json(json!({ "models": models }))
+    json!({ "models": models })
 }
 
 pub(crate) async fn ps(State(state): State<AppState>) -> Json<Value> {
+    blocking(state, ps_now).await
+}
+
+fn ps_now(state: &AppState) -> Value {
     let entries = state.engine.registry().entries();
     let now = Instant::now();
     let models: Vec<Value> = state
@@ -228,7 +241,7 @@ pub(crate) async fn ps(State(state): State<AppState>) -> Json<Value> {
             }))
         })
         .collect();
-    Json(json!({ "models": models }))
+    json!({ "models": models })
 }
 
 #[derive(Debug, Deserialize)]

@@ -112,6 +112,11 @@ pub(crate) async fn count_http(State(state): State<AppState>, req: axum::extract
 }
 
 /// Prometheus text format.
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = String::new();
     let e = &state.engine;
@@ -123,7 +128,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
     };
     let per_model = e.metrics().per_model();
     let by_model = |f: &dyn Fn(&rustai_core::Summary) -> f64| -> Vec<(String, f64)> {
-        per_model.iter().map(|(m, s)| (format!("{{model=\"{}\"}}", m.replace('"', "'")), f(s))).collect()
+        per_model.iter().map(|(m, s)| (format!("{{model=\"{}\"}}", label(m)), f(s))).collect()
     };
     metric("requests_total", "counter", "Generation requests, by model.", by_model(&|s| s.requests as f64));
     metric("request_failures_total", "counter", "Failed generation requests, by model.", by_model(&|s| s.failures as f64));
@@ -132,7 +137,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
     // A Prometheus histogram: cumulative buckets, then _sum and _count.
     let mut latency = Vec::new();
     for (m, summary) in &per_model {
-        let model = m.replace('"', "'");
+        let model = label(m);
         let mut cumulative = 0;
         for (i, n) in summary.latency_histogram.iter().enumerate() {
             cumulative += n;
@@ -148,13 +153,13 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
     let c = &state.counters;
     metric("requests_in_flight", "gauge", "Generations running now.", vec![(String::new(), c.in_flight.load(Ordering::Relaxed) as f64)]);
     let lanes = state.admission.status();
-    metric("queue_waiting", "gauge", "Requests waiting for their turn, by model.", lanes.iter().map(|(m, _, w)| (format!("{{model=\"{m}\"}}"), *w as f64)).collect());
+    metric("queue_waiting", "gauge", "Requests waiting for their turn, by model.", lanes.iter().map(|(m, _, w)| (format!("{{model=\"{}\"}}", label(m)), *w as f64)).collect());
     metric("rate_limited_total", "counter", "Requests refused with 429.", vec![(String::new(), c.rate_limited.load(Ordering::Relaxed) as f64)]);
     metric("requests_cancelled_total", "counter", "Generations cancelled because the client disconnected.", vec![(String::new(), c.cancelled.load(Ordering::Relaxed) as f64)]);
     metric("unauthorized_total", "counter", "Requests refused for a missing or wrong API key.", vec![(String::new(), c.unauthorized.load(Ordering::Relaxed) as f64)]);
     let http: Vec<(String, f64)> = {
         let counts = c.http.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut v: Vec<_> = counts.iter().map(|((route, code), n)| (format!("{{route=\"{route}\",status=\"{code}\"}}"), *n as f64)).collect();
+        let mut v: Vec<_> = counts.iter().map(|((route, code), n)| (format!("{{route=\"{}\",status=\"{code}\"}}", label(route)), *n as f64)).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     };

@@ -24,6 +24,8 @@ pub(crate) struct Counters {
     pub(crate) reloads: AtomicU64,
     /// Plugin files refused.
     pub(crate) rejections: AtomicU64,
+    /// Rate-limit checks (to prune the limiter now and then).
+    pub(crate) rate_checks: AtomicU64,
     /// Requests refused by the rate limit.
     pub(crate) rate_limited: AtomicU64,
     /// Requests refused for a missing or wrong key.
@@ -61,7 +63,13 @@ impl AppState {
             admission,
             limiter,
             downloads: Arc::default(),
-            http: reqwest::Client::new(),
+            // Reads time out so a stalled peer cannot leave a download running forever;
+            // generation streams relayed upstream send something at least every token.
+            http: reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .read_timeout(std::time::Duration::from_secs(120))
+                .build()
+                .unwrap_or_default(),
             digests: Arc::default(),
         }
     }

@@ -34,7 +34,11 @@ pub(crate) async fn fallback(State(state): State<AppState>, req: Request, next: 
     let model = serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
         .and_then(|v| v.get("model").or_else(|| v.get("name")).and_then(|m| m.as_str()).map(str::to_owned));
-    let unknown = model.as_deref().is_some_and(|m| state.engine.registry().lookup(m).is_err());
+    // Only names that match nothing here go upstream (`auto` is the engine's own choice;
+    // an ambiguous name gets its 400 here).
+    let unknown = model.as_deref().is_some_and(|m| {
+        m != rustai_core::AUTO && matches!(state.engine.registry().lookup(m), Err(rustai_core::Error::UnknownModel { .. }))
+    });
     if !unknown {
         return next.run(Request::from_parts(parts, Body::from(bytes))).await;
     }
@@ -46,6 +50,10 @@ pub(crate) async fn fallback(State(state): State<AppState>, req: Request, next: 
 async fn forward(state: &AppState, url: &str, headers: &axum::http::HeaderMap, body: Bytes) -> Response {
     let mut req = state.http.post(url).body(body);
     for name in [header::CONTENT_TYPE, header::AUTHORIZATION, header::ACCEPT] {
+        // With keys configured here, the client's Authorization is *our* key: never pass it on.
+        if name == header::AUTHORIZATION && !state.config.api_keys.is_empty() {
+            continue;
+        }
         if let Some(v) = headers.get(&name) {
             req = req.header(name.as_str(), v.as_bytes());
         }
