@@ -218,3 +218,13 @@ def test_metrics_are_prometheus_text(server):
     assert server.metric("rustai_generated_tokens_total") >= 2
     assert 'rustai_http_requests_total{route="/api/generate",status="200"}' in text
     assert server.metric("rustai_loaded_models") >= 1
+
+
+def test_odd_keep_alive_values_are_errors_or_forever_never_crashes(server):
+    for bad in ["inf", "NaN", "soon", [1]]:
+        r = httpx.post(server.url + "/api/generate", json={"model": MODEL, "prompt": "", "keep_alive": bad})
+        assert r.status_code == 400 and "keep_alive" in r.json()["error"], (bad, r.text)
+    for huge in [1e15, "100000000y"]:
+        r = httpx.post(server.url + "/api/generate", json={"model": MODEL, "prompt": "Hi", "stream": False, "keep_alive": huge, "options": {"num_predict": 1}})
+        assert r.status_code == 200, (huge, r.text)
+    assert httpx.get(server.url + "/health").status_code == 200

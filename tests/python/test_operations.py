@@ -111,6 +111,8 @@ def test_download_checks_sha256_and_the_registry_picks_it_up(tmp_path, file_serv
         assert any(n.startswith("tiny") for n in names), names
         r = httpx.post(s.url + "/download/start", json={"url": "file:///etc/passwd"})
         assert r.status_code == 400
+        r = httpx.post(s.url + "/download/start", json={"url": file_server + "/tiny.gguf", "name": "models.toml"})
+        assert r.status_code == 400 and "only model files" in r.json()["error"]
         assert httpx.get(s.url + "/download/dl-999").status_code == 404
     finally:
         s.stop()
