@@ -4,25 +4,17 @@
 //! transcribing, interleaved. The round trip Piper → Whisper must come back
 //! with a word error rate of at most 10 %.
 
-use std::process::Command;
-
 use rustai_core::{
     abi::{GenerateRequest, LoadModelParams, ROption, SamplingParams, SpeakRequest, TranscribeRequest},
     audio, PluginManager,
 };
-use test_support::{installed_plugin, model_path, smollm2, word_error_rate};
+use test_support::{installed_plugin, model_path, run_ignored_in_child, smollm2, word_error_rate};
 
 const FOX: &str = "The quick brown fox jumps over the lazy dog.";
 const ORDER_ENV: &str = "RUSTAI_TEST_STACK_ORDER";
 
 fn run_child(order: &str) {
-    let out = Command::new(std::env::current_exe().expect("current exe"))
-        .args(["--exact", "stack_child", "--ignored", "--nocapture", "--test-threads=1"])
-        .env(ORDER_ENV, order)
-        .output()
-        .expect("the test binary runs");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && text.contains("stack-ok"), "order {order} failed ({}):\n{text}", out.status);
+    run_ignored_in_child("stack_child", ORDER_ENV, order, "stack-ok");
 }
 
 #[test]

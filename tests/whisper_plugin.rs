@@ -11,7 +11,7 @@ use rustai_core::{
     audio::{decode_wav, Pcm},
     Error, PluginManager, SttModel,
 };
-use test_support::{installed_plugin, manager_with, model_path, smollm2, word_error_rate as wer};
+use test_support::{installed_plugin, manager_with, model_path, run_ignored_in_child, smollm2, word_error_rate as wer};
 
 const FOX: &str = "The quick brown fox jumps over the lazy dog.";
 
@@ -196,14 +196,7 @@ fn cdylib_exports_only_the_root_module_symbol() {
 }
 
 fn run_order_child(order: &str) {
-    let exe = std::env::current_exe().expect("current exe");
-    let out = Command::new(exe)
-        .args(["--exact", "load_order_child", "--ignored", "--nocapture", "--test-threads=1"])
-        .env(ORDER_ENV, order)
-        .output()
-        .expect("the test binary runs");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && text.contains("load-order-ok"), "order {order} failed ({}):\n{text}", out.status);
+    run_ignored_in_child("load_order_child", ORDER_ENV, order, "load-order-ok");
 }
 
 #[test]

@@ -176,3 +176,16 @@ pub fn word_error_rate(reference: &str, hypothesis: &str) -> f64 {
     }
     prev[h.len()] as f64 / r.len().max(1) as f64
 }
+
+/// Run the ignored test `test` of the current test binary in a fresh process with
+/// `env_key=env_value`, and assert that it succeeded and printed `ok_marker`. For tests
+/// whose process state matters (native libraries loaded in a given order).
+pub fn run_ignored_in_child(test: &str, env_key: &str, env_value: &str, ok_marker: &str) {
+    let out = std::process::Command::new(std::env::current_exe().expect("current exe"))
+        .args(["--exact", test, "--ignored", "--nocapture", "--test-threads=1"])
+        .env(env_key, env_value)
+        .output()
+        .expect("the test binary runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains(ok_marker), "{test} with {env_key}={env_value} failed ({}):\n{text}", out.status);
+}

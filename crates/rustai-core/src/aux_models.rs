@@ -16,9 +16,9 @@ use rustai_abi::LoadModelParams;
 use crate::{
     engine::Engine,
     error::{Error, Result},
-    families::{EmbeddingModel, SttModel, TtsModel},
+    families::{Embedder, EmbeddingModel, Synthesizer, SttModel, Transcriber, TtsModel},
     manager::{LoadedPlugin, PluginManager},
-    models::{Location, ModelEntry, Task},
+    models::{ModelEntry, Registry, Task},
 };
 
 /// Loaded models of one family by (model id, plugin id, plugin generation).
@@ -32,26 +32,12 @@ pub(crate) struct AuxModels {
     tts: Cache<TtsModel>,
 }
 
-fn params(entry: &ModelEntry) -> LoadModelParams {
-    let path = match &entry.location {
-        Location::Local(p) => p.to_string_lossy().into_owned(),
-        Location::Remote(url) => url.clone(),
-    };
-    let extra = if entry.config.is_empty() { String::new() } else { serde_json::Value::Object(entry.config.clone().into_iter().collect()).to_string() };
-    LoadModelParams { extra_json: extra.into(), ..LoadModelParams::new(path) }
-}
-
-/// The plugin for `entry` with family `has`.
-fn plugin_for(plugins: &PluginManager, entry: &ModelEntry, family: &'static str) -> Result<Arc<LoadedPlugin>> {
-    let found = match &entry.provider {
-        Some(id) => plugins.get(id).ok_or_else(|| Error::UnknownPlugin(id.clone()))?,
-        None => plugins
-            .plugins()
-            .into_iter()
-            .find(|p| p.reads_format(entry.format.as_str()) && p.families().contains(&family))
-            .ok_or_else(|| Error::NoPluginFor(format!("with the {family} family reads {} models", entry.format.as_str())))?,
-    };
-    Ok(found)
+/// The plugin that serves `entry` (its `provider`, or one reading its format with the task's family).
+fn plugin_for(plugins: &PluginManager, entry: &ModelEntry) -> Result<Arc<LoadedPlugin>> {
+    Registry::plugin_for(entry, plugins).ok_or_else(|| match &entry.provider {
+        Some(id) => Error::UnknownPlugin(id.clone()),
+        None => Error::NoPluginFor(format!("with the {} family reads {} models", entry.task.family().unwrap_or("right"), entry.format.as_str())),
+    })
 }
 
 fn cached<M>(
@@ -73,37 +59,34 @@ fn cached<M>(
 }
 
 impl Engine {
+    /// Resolve `model` for `task`, find its plugin, and load it through `family` (or reuse it).
+    fn aux<F, M>(&self, model: &str, task: Task, cache: &Cache<M>, family: impl FnOnce(Arc<LoadedPlugin>) -> Result<F>, load: impl FnOnce(&F, &LoadModelParams) -> Result<M>) -> Result<(ModelEntry, Arc<M>)> {
+        let entry = self.resolve(model, task)?;
+        let plugin = plugin_for(self.plugins(), &entry)?;
+        let family = family(Arc::clone(&plugin))?;
+        let m = cached(cache, &entry, &plugin, || load(&family, &entry.load_params()))?;
+        Ok((entry, m))
+    }
+
     /// The embedding model `model` (id, prefix or `name:tag`), loaded on first use.
     pub fn embedding_model(&self, model: &str) -> Result<(ModelEntry, Arc<EmbeddingModel>)> {
-        let entry = self.resolve(model, Task::Embedding)?;
-        let plugin = plugin_for(self.plugins(), &entry, "embedding")?;
-        let family = crate::families::Embedder::new(Arc::clone(&plugin))?;
-        let m = cached(&self.aux().embedding, &entry, &plugin, || family.load(&params(&entry)))?;
-        Ok((entry, m))
+        self.aux(model, Task::Embedding, &self.aux_models().embedding, Embedder::new, Embedder::load)
     }
 
     /// The speech-to-text model `model`, loaded on first use.
     pub fn stt_model(&self, model: &str) -> Result<(ModelEntry, Arc<SttModel>)> {
-        let entry = self.resolve(model, Task::Stt)?;
-        let plugin = plugin_for(self.plugins(), &entry, "stt")?;
-        let family = crate::families::Transcriber::new(Arc::clone(&plugin))?;
-        let m = cached(&self.aux().stt, &entry, &plugin, || family.load(&params(&entry)))?;
-        Ok((entry, m))
+        self.aux(model, Task::Stt, &self.aux_models().stt, Transcriber::new, Transcriber::load)
     }
 
     /// The text-to-speech model `model`, loaded on first use.
     pub fn tts_model(&self, model: &str) -> Result<(ModelEntry, Arc<TtsModel>)> {
-        let entry = self.resolve(model, Task::Tts)?;
-        let plugin = plugin_for(self.plugins(), &entry, "tts")?;
-        let family = crate::families::Synthesizer::new(Arc::clone(&plugin))?;
-        let m = cached(&self.aux().tts, &entry, &plugin, || family.load(&params(&entry)))?;
-        Ok((entry, m))
+        self.aux(model, Task::Tts, &self.aux_models().tts, Synthesizer::new, Synthesizer::load)
     }
 
     /// The first installed model for `task` that a loaded plugin can serve (for requests that
     /// name none, e.g. a voice-only `/v1/audio/speech`).
     pub fn default_model(&self, task: Task) -> Option<ModelEntry> {
-        let family = task.family()?;
-        self.registry().entries().into_iter().find(|e| e.task == task && plugin_for(self.plugins(), e, family).is_ok())
+        task.family()?;
+        self.registry().entries().into_iter().find(|e| e.task == task && Registry::plugin_for(e, self.plugins()).is_some())
     }
 }

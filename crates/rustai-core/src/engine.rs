@@ -155,7 +155,7 @@ impl Engine {
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
     }
-    pub(crate) fn aux(&self) -> &crate::aux_models::AuxModels {
+    pub(crate) fn aux_models(&self) -> &crate::aux_models::AuxModels {
         &self.inner.aux
     }
     /// The resource monitor, if any.
@@ -302,13 +302,11 @@ impl Engine {
             Location::Local(_) => entry.file().ok_or_else(|| Error::UnknownModel { name: entry.id.clone(), known: Vec::new() })?,
             Location::Remote(url) => ModelFile { id: entry.id.clone(), path: url.into(), format: ModelFormat::Remote, size: 0 },
         };
-        let extra = if entry.config.is_empty() { String::new() } else { serde_json::Value::Object(entry.config.clone().into_iter().collect()).to_string() };
         let params = LoadModelParams {
             context_length: adapted.context_length,
             threads: adapted.threads,
             gpu_layers: if adapted.use_gpu { gpu_layers } else { 0 },
-            extra_json: extra.into(),
-            ..LoadModelParams::new(file.path.to_string_lossy())
+            ..entry.load_params()
         };
         let plugin = options.plugin.as_deref().or(entry.provider.as_deref());
         let keep_alive = options.keep_alive.unwrap_or(self.inner.pool.budget().default_keep_alive);

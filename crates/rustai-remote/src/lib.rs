@@ -27,9 +27,41 @@ pub use rustai_abi::ModelStore;
 pub use stream::{Collector, Lines, Usage};
 
 use rustai_abi::{
-    feature, Capabilities, Category, GpuUse, Level, PluginError, PluginInfo, RResult, RString, RVec, ResourceRequirements,
-    API_VERSION,
+    feature, Capabilities, Category, EmbedRequest, Embeddings, GpuUse, Level, PluginError, PluginInfo, RResult, RString, RVec,
+    ResourceRequirements, API_VERSION,
 };
+
+/// Vectors and prompt tokens from one embedding call to the server.
+pub type Embedded = (Vec<Vec<f32>>, u32);
+
+/// The embedding family's answer to `request`: `embed` asks the server (not called for an
+/// empty request), vectors are L2-normalised if asked; `known` is the model's size if known.
+/// Truncation by the server is not reported (`truncated` stays empty).
+pub fn embeddings(
+    request: &EmbedRequest,
+    known: Option<u32>,
+    embed: impl FnOnce(&[&str]) -> Result<Embedded, PluginError>,
+) -> Result<Embeddings, PluginError> {
+    let inputs: Vec<&str> = request.inputs.iter().map(|s| s.as_str()).collect();
+    let (mut vectors, tokens_in) = if inputs.is_empty() { (Vec::new(), 0) } else { embed(&inputs)? };
+    if request.normalize {
+        vectors.iter_mut().for_each(|v| stream::normalize(v));
+    }
+    Ok(Embeddings {
+        dimensions: vectors.first().map_or_else(|| known.unwrap_or(0), |v| v.len() as u32),
+        vectors: vectors.into_iter().map(RVec::from).collect(),
+        tokens_in,
+        truncated: RVec::new(),
+    })
+}
+
+/// The model's vector size: `known`, else from one probe embedding.
+pub fn dimensions(known: Option<u32>, embed: impl FnOnce(&[&str]) -> Result<Embedded, PluginError>) -> Result<u32, PluginError> {
+    match known {
+        Some(d) => Ok(d),
+        None => embed(&["dimension probe"]).map(|(v, _)| v.first().map_or(0, |x| x.len() as u32)),
+    }
+}
 
 /// A `Result` as an FFI `RResult`.
 pub fn rr<T>(r: Result<T, PluginError>) -> RResult<T, PluginError> {

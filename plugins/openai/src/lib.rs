@@ -220,10 +220,7 @@ impl EmbeddingPlugin for OpenAiPlugin {
     }
 
     fn dimensions(&self, model: ModelHandle) -> RResult<u32, PluginError> {
-        rr(self.models.get(model).and_then(|m| match m.dimensions.get() {
-            Some(d) => Ok(*d),
-            None => m.embed(&["dimension probe"]).map(|(v, _)| v.first().map_or(0, |x| x.len() as u32)),
-        }))
+        rr(self.models.get(model).and_then(|m| rustai_remote::dimensions(m.dimensions.get().copied(), |inputs| m.embed(inputs))))
     }
 
     fn max_input_length(&self, model: ModelHandle) -> RResult<u32, PluginError> {
@@ -231,19 +228,7 @@ impl EmbeddingPlugin for OpenAiPlugin {
     }
 
     fn embed(&self, model: ModelHandle, request: &EmbedRequest) -> RResult<Embeddings, PluginError> {
-        rr(self.models.get(model).and_then(|m| {
-            let inputs: Vec<&str> = request.inputs.iter().map(|s| s.as_str()).collect();
-            let (mut vectors, tokens_in) = if inputs.is_empty() { (Vec::new(), 0) } else { m.embed(&inputs)? };
-            if request.normalize {
-                vectors.iter_mut().for_each(|v| stream::normalize(v));
-            }
-            Ok(Embeddings {
-                dimensions: vectors.first().map_or_else(|| m.dimensions.get().copied().unwrap_or(0), |v| v.len() as u32),
-                vectors: vectors.into_iter().map(RVec::from).collect(),
-                tokens_in,
-                truncated: RVec::new(),
-            })
-        }))
+        rr(self.models.get(model).and_then(|m| rustai_remote::embeddings(request, m.dimensions.get().copied(), |inputs| m.embed(inputs))))
     }
 }
 

@@ -223,6 +223,17 @@ impl ModelEntry {
         }
     }
 
+    /// Load parameters for its plugin: the path (or URL), and the `models.toml` config as
+    /// `extra_json`; the caller sets context, threads and GPU use.
+    pub fn load_params(&self) -> rustai_abi::LoadModelParams {
+        let path = match &self.location {
+            Location::Local(p) => p.to_string_lossy().into_owned(),
+            Location::Remote(url) => url.clone(),
+        };
+        let extra = if self.config.is_empty() { String::new() } else { serde_json::Value::Object(self.config.clone().into_iter().collect()).to_string() };
+        rustai_abi::LoadModelParams { extra_json: extra.into(), ..rustai_abi::LoadModelParams::new(path) }
+    }
+
     /// The file to hand to a plugin, for local models.
     pub fn file(&self) -> Option<ModelFile> {
         Some(ModelFile { id: self.id.clone(), path: self.path()?.to_path_buf(), format: self.format, size: self.size })
