@@ -13,6 +13,8 @@
 //!   callback sinks [`TokenSink`] and [`AudioSink`].
 //! - [`module`]: the one root module every plugin library exports, and the
 //!   [`Handshake`] (API semver + feature list) the host checks before anything else.
+//! - [`validate`]: bounds on every request value ([`SamplingParams::validate`],
+//!   [`limits`]), checked by the host at its edge and again by plugins.
 //! - [`export`]: plugin-side glue. [`export_plugin!`] exports a type as a plugin and
 //!   wraps every call in `catch_unwind`, so a panic never unwinds across the ABI.
 //!
@@ -28,6 +30,7 @@ pub mod store;
 pub mod module;
 pub mod traits;
 pub mod types;
+pub mod validate;
 
 #[doc(hidden)]
 pub use abi_stable;
@@ -44,6 +47,7 @@ pub use traits::{
     TtsPlugin_TO,
 };
 pub use types::*;
+pub use validate::{limits, InvalidParam};
 
 /// The version of this interface, which plugins report in their [`Handshake`].
 pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -91,6 +91,41 @@ pub trait LlmPlugin: Send + Sync {
     /// Continue a conversation rendered with the model's chat template.
     #[sabi(last_prefix_field)]
     fn chat(&self, model: ModelHandle, request: &ChatRequest, sink: TokenSinkMut<'_>) -> RResult<Completion, PluginError>;
+
+    /// [`LlmPlugin::generate`] with the sampling options added in 0.1.1. The default
+    /// (also what a host gets from a plugin built before 0.1.1) serves requests that
+    /// leave them at their defaults and refuses the others, naming the option.
+    fn generate_ext(
+        &self,
+        model: ModelHandle,
+        request: &GenerateRequest,
+        extras: &SamplingExtras,
+        sink: TokenSinkMut<'_>,
+    ) -> RResult<Completion, PluginError> {
+        match extras.first_set() {
+            None => self.generate(model, request, sink),
+            Some(field) => RResult::RErr(unsupported_extra(field)),
+        }
+    }
+
+    /// [`LlmPlugin::chat`] with the sampling options added in 0.1.1 (see [`LlmPlugin::generate_ext`]).
+    fn chat_ext(
+        &self,
+        model: ModelHandle,
+        request: &ChatRequest,
+        extras: &SamplingExtras,
+        sink: TokenSinkMut<'_>,
+    ) -> RResult<Completion, PluginError> {
+        match extras.first_set() {
+            None => self.chat(model, request, sink),
+            Some(field) => RResult::RErr(unsupported_extra(field)),
+        }
+    }
+}
+
+/// The error for a sampling option a plugin does not implement.
+fn unsupported_extra(field: &str) -> PluginError {
+    PluginError::unsupported(format!("`{field}` is not supported by this model's plugin (it predates rustai-abi 0.1.1)"))
 }
 
 /// Text embeddings.

@@ -269,6 +269,78 @@ impl SamplingParams {
     }
 }
 
+/// A token's logit bias (OpenAI `logit_bias`): added to its logit before sampling.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq)]
+pub struct LogitBias {
+    /// The token id.
+    pub token: i32,
+    /// Added to the logit; `-100` or less bans the token.
+    pub bias: f32,
+}
+
+/// Sampling options added in ABI 0.1.1, passed to [`crate::LlmPlugin::generate_ext`]
+/// and [`crate::LlmPlugin::chat_ext`]. The defaults change nothing, so a host may
+/// always send them; a plugin built before 0.1.1 lacks those methods, and the
+/// host then refuses a request that sets any of them (never ignores it).
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct SamplingExtras {
+    /// Subtracted once per earlier occurrence of a token (OpenAI's, -2..=2); 0 = off.
+    pub frequency_penalty: f32,
+    /// Subtracted once if a token occurred at all (-2..=2); 0 = off.
+    pub presence_penalty: f32,
+    /// Locally typical sampling; `>= 1` = off.
+    pub typical_p: f32,
+    /// Mirostat: 0 = off, 1 = Mirostat, 2 = Mirostat 2.0 (replaces top-k/p/min-p).
+    pub mirostat: u8,
+    /// Mirostat target entropy (tau).
+    pub mirostat_tau: f32,
+    /// Mirostat learning rate (eta).
+    pub mirostat_eta: f32,
+    /// Per-token logit biases.
+    pub logit_bias: RVec<LogitBias>,
+    /// CPU threads for this request; 0 = the model's load-time setting. A thread count
+    /// is per request, never a reason to load a model again. (Plugins from before 0.1.1
+    /// use their load-time setting.)
+    pub threads: u32,
+}
+
+impl Default for SamplingExtras {
+    fn default() -> Self {
+        Self {
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
+            typical_p: 1.0,
+            mirostat: 0,
+            mirostat_tau: 5.0,
+            mirostat_eta: 0.1,
+            logit_bias: RVec::new(),
+            threads: 0,
+        }
+    }
+}
+
+impl SamplingExtras {
+    /// The first option set to something other than its default, as the APIs name it.
+    pub fn first_set(&self) -> Option<&'static str> {
+        let d = Self::default();
+        if self.frequency_penalty != d.frequency_penalty {
+            Some("frequency_penalty")
+        } else if self.presence_penalty != d.presence_penalty {
+            Some("presence_penalty")
+        } else if self.typical_p < 1.0 {
+            Some("typical_p")
+        } else if self.mirostat != 0 {
+            Some("mirostat")
+        } else if !self.logit_bias.is_empty() {
+            Some("logit_bias")
+        } else {
+            None
+        }
+    }
+}
+
 /// A raw completion request.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq)]

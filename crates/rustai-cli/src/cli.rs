@@ -191,6 +191,31 @@ pub(crate) struct ServeArgs {
     /// Forward requests for models not found here to this Ollama/OpenAI-compatible server.
     #[arg(long, env = "RUSTAI_UPSTREAM", value_name = "URL")]
     pub(crate) upstream: Option<String>,
+    /// Seconds a streaming client may read nothing before its stream is cut and its generation cancelled.
+    #[arg(long, default_value_t = 30.0, value_parser = positive_secs)]
+    pub(crate) stall_timeout: f64,
+    /// Seconds a client may send nothing while its request headers or body are incomplete.
+    #[arg(long, default_value_t = 30.0, value_parser = positive_secs)]
+    pub(crate) read_timeout: f64,
+    /// Longest audio `/v1/audio/transcriptions` accepts, in seconds.
+    #[arg(long, default_value_t = 600.0, value_parser = positive_secs)]
+    pub(crate) max_audio_secs: f64,
+    /// Web origins (scheme://host[:port]) allowed to call the API from a browser, comma-separated;
+    /// `*` allows any. Pages from other origins are refused (403), as Ollama's OLLAMA_ORIGINS does.
+    #[arg(long, env = "RUSTAI_ORIGINS", value_delimiter = ',')]
+    pub(crate) allowed_origins: Vec<String>,
+    /// Extra host names the server answers to (the `Host` header), comma-separated; loopback names
+    /// and the listen address are always allowed, `*` allows any (DNS-rebinding protection).
+    #[arg(long, env = "RUSTAI_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub(crate) allowed_hosts: Vec<String>,
+}
+
+/// A finite, positive number of seconds (at most a day).
+fn positive_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!("`{s}`: give seconds, more than 0 and at most 86400")),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -69,6 +69,12 @@ fn check_rate(sample_rate: u32) -> Result<()> {
 
 /// Decode a WAV file held in memory to 16 kHz mono PCM.
 pub fn decode_wav(bytes: &[u8]) -> Result<Pcm> {
+    decode_wav_max(bytes, f64::INFINITY)
+}
+
+/// [`decode_wav`], refusing audio longer than `max_secs` from its header, before
+/// any sample is decoded or resampled (8 MiB of 1 kHz audio is over two hours).
+pub fn decode_wav_max(bytes: &[u8], max_secs: f64) -> Result<Pcm> {
     if bytes.is_empty() {
         return Err(bad("the WAV data is empty (0 bytes)"));
     }
@@ -91,6 +97,10 @@ pub fn decode_wav(bytes: &[u8]) -> Result<Pcm> {
     let announced = reader.len() as usize;
     if announced == 0 {
         return Err(bad("the WAV file contains no samples"));
+    }
+    let secs = announced as f64 / f64::from(spec.channels.max(1)) / f64::from(spec.sample_rate);
+    if secs > max_secs {
+        return Err(bad(format!("the audio is {secs:.0} s long; at most {max_secs:.0} s are accepted")));
     }
     // The header may lie about the length: never reserve more than the bytes can hold.
     let mut interleaved = Vec::with_capacity(announced.min(bytes.len()));

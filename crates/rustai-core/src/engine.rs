@@ -98,6 +98,9 @@ pub struct Prepared {
     pub started: Instant,
     /// Models tried before this one, with why they could not serve.
     pub fell_back_from: Vec<(String, String)>,
+    /// CPU threads for this request (after the adaptive rules); 0 = the model's own setting.
+    /// Pass it on in [`crate::abi::SamplingExtras::threads`].
+    pub threads: u32,
 }
 
 impl Prepared {
@@ -195,6 +198,8 @@ impl Engine {
     /// budget, plugin missing or not ready); [`Prepared::entry`] is the model that served and
     /// [`Prepared::fell_back_from`] says what was tried first and why it failed.
     pub fn prepare_llm(&self, model: &str, options: &LoadOptions, sampling: &mut SamplingParams) -> Result<Prepared> {
+        // Every value in range before anything is loaded or allocated.
+        sampling.validate()?;
         let started = Instant::now();
         let (profile, rules) = self.policy();
         let state = self.device_state();
@@ -311,7 +316,15 @@ impl Engine {
         let plugin = options.plugin.as_deref().or(entry.provider.as_deref());
         let keep_alive = options.keep_alive.unwrap_or(self.inner.pool.budget().default_keep_alive);
         let lease = self.inner.pool.acquire(&file, &params, plugin, keep_alive)?;
-        Ok(Prepared { entry: entry.clone(), lease, adjustments, load_duration: started.elapsed(), started, fell_back_from: Vec::new() })
+        Ok(Prepared {
+            entry: entry.clone(),
+            lease,
+            adjustments,
+            load_duration: started.elapsed(),
+            started,
+            fell_back_from: Vec::new(),
+            threads: adapted.threads,
+        })
     }
 
     /// Step 4: record a finished request (or a failed one) in the metrics.

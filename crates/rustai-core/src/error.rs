@@ -110,6 +110,9 @@ pub enum Error {
     /// The caller cancelled.
     #[error("cancelled")]
     Cancelled,
+    /// A request value out of range (the field is named as the APIs name it).
+    #[error("{0}")]
+    InvalidParameter(#[from] rustai_abi::InvalidParam),
 
     // -- Environment --
     /// A file or folder could not be read.

@@ -55,6 +55,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod families;
+mod fswatch;
 pub mod llm;
 pub mod loader;
 pub mod manager;

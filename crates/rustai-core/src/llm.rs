@@ -13,7 +13,7 @@ use std::{
 
 use abi_stable::{sabi_trait::TD_Opaque, std_types::RStr};
 use rustai_abi::{
-    ChatMessage, ChatRequest, Completion, GenerateRequest, LlmBox, LoadModelParams, ModelHandle, ModelInfo,
+    ChatMessage, ChatRequest, Completion, GenerateRequest, LlmBox, LoadModelParams, ModelHandle, ModelInfo, SamplingExtras,
     TokenSink, TokenSink_TO,
 };
 use tokio::sync::mpsc;
@@ -191,6 +191,31 @@ impl LlmModel {
         self.with_sink(cancel, on_piece, |api, sink| api.generate(self.handle, request, sink))
     }
 
+    /// [`Self::generate_with`] with the sampling options of [`SamplingExtras`]; a plugin that
+    /// cannot honour one that is set refuses the request, naming it.
+    pub fn generate_ext(
+        &self,
+        request: &GenerateRequest,
+        extras: &SamplingExtras,
+        cancel: Option<&CancelToken>,
+        on_piece: impl FnMut(&str) -> bool,
+    ) -> Result<Completion> {
+        extras.validate()?;
+        self.with_sink(cancel, on_piece, |api, sink| api.generate_ext(self.handle, request, extras, sink))
+    }
+
+    /// [`Self::chat_with`] with the sampling options of [`SamplingExtras`].
+    pub fn chat_ext(
+        &self,
+        request: &ChatRequest,
+        extras: &SamplingExtras,
+        cancel: Option<&CancelToken>,
+        on_piece: impl FnMut(&str) -> bool,
+    ) -> Result<Completion> {
+        extras.validate()?;
+        self.with_sink(cancel, on_piece, |api, sink| api.chat_ext(self.handle, request, extras, sink))
+    }
+
     /// Continue a conversation using the model's chat template.
     pub fn chat(&self, request: &ChatRequest, on_piece: impl FnMut(&str) -> bool) -> Result<Completion> {
         self.chat_with(request, None, on_piece)
@@ -217,6 +242,20 @@ impl LlmModel {
     pub fn stream_chat(self: &Arc<Self>, request: ChatRequest) -> TokenStream {
         TokenStream::spawn(Arc::clone(self), move |model, cancel, on_piece| {
             model.chat_with(&request, Some(cancel), on_piece)
+        })
+    }
+
+    /// [`Self::stream_generate`] with [`SamplingExtras`].
+    pub fn stream_generate_ext(self: &Arc<Self>, request: GenerateRequest, extras: SamplingExtras) -> TokenStream {
+        TokenStream::spawn(Arc::clone(self), move |model, cancel, on_piece| {
+            model.generate_ext(&request, &extras, Some(cancel), on_piece)
+        })
+    }
+
+    /// [`Self::stream_chat`] with [`SamplingExtras`].
+    pub fn stream_chat_ext(self: &Arc<Self>, request: ChatRequest, extras: SamplingExtras) -> TokenStream {
+        TokenStream::spawn(Arc::clone(self), move |model, cancel, on_piece| {
+            model.chat_ext(&request, &extras, Some(cancel), on_piece)
         })
     }
 }

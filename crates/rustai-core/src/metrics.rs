@@ -68,8 +68,9 @@ impl Summary {
     fn add(&mut self, r: &RequestRecord) {
         self.requests += 1;
         self.failures += u64::from(r.failed);
-        self.tokens_in += r.tokens_in;
-        self.tokens_out += r.tokens_out;
+        // Saturating: a hostile remote backend can report any count.
+        self.tokens_in = self.tokens_in.saturating_add(r.tokens_in);
+        self.tokens_out = self.tokens_out.saturating_add(r.tokens_out);
         self.total_latency += r.latency;
         self.max_latency = self.max_latency.max(r.latency);
         self.total_generation += r.generation;

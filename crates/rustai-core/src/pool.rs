@@ -12,6 +12,10 @@
 //! - When the plugin that loaded a model has been replaced by a new build, the
 //!   next request loads the model again through the new instance; requests still
 //!   running keep the old one until they finish.
+//!
+//! **Invariant:** a model counts against the budget until its last lease drops,
+//! whatever happens to its pool entry (unloaded, replaced, reloaded with other
+//! parameters): a removed entry that is still leased moves to `retired`.
 
 use std::{
     collections::HashMap,
@@ -81,6 +85,8 @@ struct PoolInner {
     manager: PluginManager,
     budget: Budget,
     models: Mutex<HashMap<PathBuf, Entry>>,
+    /// Models removed from `models` while requests still held them, with their bytes.
+    retired: Mutex<Vec<(Weak<LlmModel>, u64)>>,
     /// Serialises admission + load, so two loads cannot both claim the same room.
     loading: Mutex<()>,
 }
@@ -128,6 +134,12 @@ impl Drop for Lease {
     }
 }
 
+/// Whether a model loaded with `a` serves a request for `b`: everything but the
+/// thread count must match (threads are chosen per request, never a reason to reload).
+fn same_load(a: &LoadModelParams, b: &LoadModelParams) -> bool {
+    LoadModelParams { threads: 0, ..a.clone() } == LoadModelParams { threads: 0, ..b.clone() }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -140,7 +152,7 @@ impl ModelPool {
 
     /// A pool over `manager`'s plugins within `budget`.
     pub fn with_budget(manager: PluginManager, budget: Budget) -> Self {
-        Self { inner: Arc::new(PoolInner { manager, budget, models: Mutex::default(), loading: Mutex::new(()) }) }
+        Self { inner: Arc::new(PoolInner { manager, budget, models: Mutex::default(), retired: Mutex::default(), loading: Mutex::new(()) }) }
     }
 
     /// The plugin manager.
@@ -155,6 +167,23 @@ impl ModelPool {
 
     fn lock(&self) -> MutexGuard<'_, HashMap<PathBuf, Entry>> {
         lock(&self.inner.models)
+    }
+
+    /// Take entries out of the pool: those still leased keep counting (see `retired`).
+    fn retire(&self, entries: impl IntoIterator<Item = Entry>) -> Vec<Entry> {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let mut retired = lock(&self.inner.retired);
+        for e in entries.iter().filter(|e| e.in_use()) {
+            retired.push((Arc::downgrade(&e.model), e.bytes));
+        }
+        entries
+    }
+
+    /// Bytes and count of retired models that requests still hold.
+    fn retired_use(&self) -> (u64, usize) {
+        let mut retired = lock(&self.inner.retired);
+        retired.retain(|(m, _)| m.strong_count() > 0);
+        (retired.iter().map(|(_, b)| *b).sum(), retired.len())
     }
 
     /// [`Self::acquire`] with the budget's default keep-alive.
@@ -174,7 +203,7 @@ impl ModelPool {
         let params = LoadModelParams { path: file.path.to_string_lossy().as_ref().into(), ..params.clone() };
         let is_current = |entry: &Entry| {
             let p = entry.model.plugin();
-            p.id() == llm.plugin().id() && p.generation() == llm.plugin().generation() && entry.params == params
+            p.id() == llm.plugin().id() && p.generation() == llm.plugin().generation() && same_load(&entry.params, &params)
         };
         let lease = |model: Arc<LlmModel>| Lease { pool: self.clone(), model: Some(model), keep_alive };
         let hit = |models: &mut HashMap<PathBuf, Entry>| {
@@ -187,7 +216,7 @@ impl ModelPool {
         let mut _unload: Vec<Entry> = Vec::new();
         {
             let mut models = self.lock();
-            _unload = self.prune(&mut models);
+            _unload = self.retire(self.prune(&mut models));
             if let Some(model) = hit(&mut models) {
                 return Ok(lease(model));
             }
@@ -206,7 +235,7 @@ impl ModelPool {
             }
             // A copy loaded with other parameters or by an old instance makes way.
             if let Some(old) = models.remove(&file.path) {
-                _unload.push(old);
+                _unload.extend(self.retire([old]));
             }
             _unload.extend(self.make_room(&mut models, &file.id, needed)?.into_iter().map(|(_, e)| e));
         }
@@ -222,8 +251,12 @@ impl ModelPool {
     /// more model fit; refuse with the numbers if they cannot.
     fn make_room(&self, models: &mut HashMap<PathBuf, Entry>, id: &str, needed: u64) -> Result<Vec<(PathBuf, Entry)>> {
         let budget = self.inner.budget;
-        let used = |m: &HashMap<PathBuf, Entry>| m.values().map(|e| e.bytes).sum::<u64>();
-        let fits = |m: &HashMap<PathBuf, Entry>| used(m).saturating_add(needed) <= budget.max_bytes && m.len() < budget.max_loaded;
+        // Models still serving requests after leaving the pool hold their memory too.
+        let (retired_bytes, retired_count) = self.retired_use();
+        let used = |m: &HashMap<PathBuf, Entry>| m.values().map(|e| e.bytes).sum::<u64>().saturating_add(retired_bytes);
+        let fits = |m: &HashMap<PathBuf, Entry>| {
+            used(m).saturating_add(needed) <= budget.max_bytes && m.len() + retired_count < budget.max_loaded
+        };
         let mut evicted = Vec::new();
         while !fits(models) {
             let victim = models.iter().filter(|(_, e)| e.evictable()).min_by_key(|(_, e)| e.last_used).map(|(p, _)| p.clone());
@@ -240,7 +273,7 @@ impl ModelPool {
                         needed: mib(needed),
                         budget: if budget.max_bytes == u64::MAX { "unlimited".into() } else { mib(budget.max_bytes) },
                         in_use: mib(used(models)),
-                        loaded: models.len(),
+                        loaded: models.len() + retired_count,
                         max_loaded: budget.max_loaded,
                     });
                 }
@@ -306,7 +339,15 @@ impl ModelPool {
     /// Forget the model in `path`; it is unloaded when its last request ends.
     pub fn unload(&self, path: &Path) -> bool {
         let removed = self.lock().remove(path);
-        removed.is_some()
+        let found = removed.is_some();
+        drop(self.retire(removed));
+        found
+    }
+
+    /// Bytes the budget counts now: pooled models plus retired ones still leased.
+    pub fn used_bytes(&self) -> u64 {
+        let pooled: u64 = self.lock().values().map(|e| e.bytes).sum();
+        pooled.saturating_add(self.retired_use().0)
     }
 
     /// The models currently held.

@@ -10,10 +10,11 @@
 
 use std::{collections::BTreeSet, path::PathBuf, time::Duration};
 
-use notify_debouncer_mini::{new_debouncer, notify::RecursiveMode, DebounceEventResult, Debouncer};
+use notify_debouncer_mini::notify::RecursiveMode;
 
 use crate::{
-    error::{Error, Result},
+    error::Result,
+    fswatch::{self, FsWatch},
     manager::{is_candidate, plugin_files, PluginManager},
     trust::LOCK_FILE,
 };
@@ -23,7 +24,7 @@ pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(250);
 
 /// Keeps the watch running; dropping it stops watching.
 pub struct PluginWatcher {
-    _debouncer: Debouncer<notify_debouncer_mini::notify::RecommendedWatcher>,
+    _watch: FsWatch,
     dirs: Vec<PathBuf>,
 }
 
@@ -49,34 +50,18 @@ impl PluginManager {
     /// Watch every managed folder that exists; act on a file once it has been
     /// quiet for `debounce`.
     pub fn watch_with(&self, debounce: Duration) -> Result<PluginWatcher> {
-        let (tx, rx) = std::sync::mpsc::channel::<DebounceEventResult>();
-        let mut debouncer = new_debouncer(debounce, tx).map_err(|e| Error::io("plugin watcher", std::io::Error::other(e)))?;
         let mut dirs = Vec::new();
         for dir in self.dirs() {
             if !dir.is_dir() {
                 tracing::warn!(dir = %dir.display(), "plugin folder does not exist; not watching it");
                 continue;
             }
-            debouncer
-                .watcher()
-                .watch(&dir, RecursiveMode::NonRecursive)
-                .map_err(|e| Error::io(&dir, std::io::Error::other(e)))?;
             dirs.push(dir);
         }
+        let targets: Vec<_> = dirs.iter().map(|d| (d.clone(), RecursiveMode::NonRecursive)).collect();
         let manager = self.clone();
-        // Ends when the debouncer (the sender) is dropped with the PluginWatcher.
-        std::thread::Builder::new()
-            .name("rustai-plugin-watch".into())
-            .spawn(move || {
-                for batch in rx {
-                    match batch {
-                        Ok(events) => manager.apply(events.into_iter().map(|e| e.path)),
-                        Err(e) => tracing::warn!("plugin watcher: {e}"),
-                    }
-                }
-            })
-            .map_err(|e| Error::io("plugin watcher thread", e))?;
-        Ok(PluginWatcher { _debouncer: debouncer, dirs })
+        let watch = fswatch::watch("plugin-watch", &targets, debounce, move |paths| manager.apply(paths.into_iter()))?;
+        Ok(PluginWatcher { _watch: watch, dirs })
     }
 
     /// React to changed paths.

@@ -2,6 +2,11 @@
 //! json / text / verbose_json / srt / vtt) and `/v1/audio/speech` (WAV or raw
 //! 16-bit PCM). OpenAI's own model names (`whisper-1`, `tts-1`) and voice
 //! names (`alloy`, ...) map to the installed model's defaults.
+//!
+//! Both go through the model's admission lane like text generation, and both
+//! are bounded before any work: seconds of audio (from the WAV header) and
+//! characters of text. Speech stops when the client goes away (the handler is
+//! dropped, which cancels the synthesis between chunks).
 
 use axum::{
     body::Bytes,
@@ -12,7 +17,7 @@ use axum::{
 };
 use rustai_core::{
     abi::{ROption, RString, SpeakRequest, TranscribeRequest, Transcription},
-    Task,
+    CancelToken, Task,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -22,6 +27,22 @@ use crate::{
     extract::Body,
     state::AppState,
 };
+
+/// Longest text `/v1/audio/speech` accepts, in characters (OpenAI's limit too).
+pub(crate) const MAX_SPEECH_CHARS: usize = 4096;
+/// The response formats each endpoint can produce.
+const TRANSCRIPTION_FORMATS: &[&str] = &["json", "text", "verbose_json", "srt", "vtt"];
+/// OpenAI's voice names, which mean "the model's default voice" here.
+const OPENAI_VOICES: &[&str] = &["alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse"];
+
+/// Cancels a synthesis when the request is dropped (the client went away).
+struct CancelOnDrop(CancelToken);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("worker failed: {e}")).openai()
@@ -92,10 +113,20 @@ pub(crate) async fn transcriptions(State(state): State<AppState>, mut form: Mult
         }
     }
     let file = file.ok_or_else(|| bad("the `file` field (a WAV file) is required".into()))?;
+    // Everything the request asks for is checked before any audio is decoded.
+    if !TRANSCRIPTION_FORMATS.contains(&format.as_str()) {
+        return Err(bad(format!("response_format `{format}`: use json, text, verbose_json, srt or vtt")));
+    }
+    if !temperature.is_finite() || !(0.0..=1.0).contains(&temperature) {
+        return Err(bad(format!("invalid `temperature`: {temperature} is outside 0..=1")));
+    }
     let id = model_for(&state, model.as_deref(), Task::Stt)?;
+    let _ticket = state.admission.enter(&id).await.map_err(ApiError::openai)?;
     let engine = state.engine.clone();
+    let max_secs = state.config.max_audio_secs;
     let (t, duration) = tokio::task::spawn_blocking(move || -> rustai_core::Result<(Transcription, f64)> {
-        let pcm = rustai_core::audio::decode_wav(&file)?;
+        let pcm = rustai_core::audio::decode_wav_max(&file, max_secs)?;
+        drop(file);
         let (_, m) = engine.stt_model(&id)?;
         let request = TranscribeRequest {
             pcm: pcm.samples.clone().into(),
@@ -128,27 +159,52 @@ pub(crate) struct SpeechBody {
 }
 
 pub(crate) async fn speech(State(state): State<AppState>, Body(body): Body<SpeechBody>) -> ApiResult<Response> {
+    let bad = |m: String| ApiError::bad_request(m).openai();
     let format = body.response_format.clone().unwrap_or_else(|| "wav".into());
     if format != "wav" && format != "pcm" {
-        return Err(ApiError::bad_request(format!("response_format `{format}` is not supported: use wav or pcm")).openai());
+        return Err(bad(format!("response_format `{format}` is not supported: use wav or pcm")));
     }
-    if body.input.trim().is_empty() {
-        return Err(ApiError::bad_request("`input` must not be empty").openai());
+    let chars = body.input.chars().count();
+    if chars > MAX_SPEECH_CHARS {
+        return Err(bad(format!("`input` has {chars} characters; at most {MAX_SPEECH_CHARS} are accepted")));
+    }
+    if !body.input.chars().any(char::is_alphanumeric) {
+        return Err(bad("`input` has nothing to speak (no letters or digits)".into()));
+    }
+    let speed = body.speed.unwrap_or(1.0);
+    if !speed.is_finite() || !(0.25..=4.0).contains(&speed) {
+        return Err(bad(format!("invalid `speed`: {speed} is outside 0.25..=4")));
     }
     let id = model_for(&state, body.model.as_deref(), Task::Tts)?;
+    let _ticket = state.admission.enter(&id).await.map_err(ApiError::openai)?;
     let engine = state.engine.clone();
+    let cancel = CancelToken::new();
+    let _cancel_on_drop = CancelOnDrop(cancel.clone());
     let (rate, pcm) = tokio::task::spawn_blocking(move || -> rustai_core::Result<(u32, Vec<f32>)> {
         let (_, m) = engine.tts_model(&id)?;
-        // OpenAI's voice names do not exist here: use the model's default voice for them.
         let voices = m.voices()?;
-        let voice = body.voice.filter(|v| voices.iter().any(|x| x.id.as_str() == v));
-        let request = SpeakRequest {
-            text: body.input.into(),
-            voice: voice.map(RString::from).into(),
-            speed: body.speed.unwrap_or(1.0),
-            noise_scale: ROption::RNone,
+        let voice = match body.voice.as_deref() {
+            None | Some("") => None,
+            Some(v) if voices.iter().any(|x| x.id.as_str() == v) => Some(v.to_owned()),
+            // OpenAI's voice names do not exist here: they mean the model's default voice.
+            Some(v) if OPENAI_VOICES.contains(&v) => None,
+            Some(v) => {
+                let known: Vec<&str> = voices.iter().map(|x| x.id.as_str()).collect();
+                return Err(rustai_core::Error::InvalidParameter(rustai_core::abi::InvalidParam {
+                    field: "voice",
+                    message: format!("unknown voice `{v}` (this model has: {})", known.join(", ")),
+                }));
+            }
         };
-        let (info, pcm) = m.synthesize(&request)?;
+        let request = SpeakRequest { text: body.input.into(), voice: voice.map(RString::from).into(), speed, noise_scale: ROption::RNone };
+        let mut pcm = Vec::new();
+        let info = m.synthesize_with(&request, |chunk| {
+            pcm.extend_from_slice(chunk);
+            !cancel.is_cancelled()
+        })?;
+        if cancel.is_cancelled() {
+            return Err(rustai_core::Error::Cancelled);
+        }
         Ok((info.sample_rate, pcm))
     })
     .await

@@ -33,11 +33,28 @@ impl Input {
     }
 }
 
-/// Embed `inputs` with `model` off the async runtime.
+/// Most inputs in one request (OpenAI's limit too).
+pub(crate) const MAX_INPUTS: usize = 2048;
+/// Most input text in one request, in bytes (about 300k tokens, OpenAI's limit).
+pub(crate) const MAX_INPUT_BYTES: usize = 1_200_000;
+
+/// Embed `inputs` with `model` off the async runtime, within the limits and the model's lane.
 async fn run(state: &AppState, model: String, inputs: Vec<String>) -> ApiResult<(String, rustai_core::abi::Embeddings, std::time::Duration)> {
     if inputs.is_empty() {
         return Err(ApiError::bad_request("`input` must not be empty"));
     }
+    if inputs.len() > MAX_INPUTS {
+        return Err(ApiError::bad_request(format!("`input` has {} items; at most {MAX_INPUTS} are accepted per request", inputs.len())));
+    }
+    let bytes: usize = inputs.iter().map(String::len).sum();
+    if bytes > MAX_INPUT_BYTES {
+        return Err(ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("`input` holds {bytes} bytes of text; at most {MAX_INPUT_BYTES} are accepted per request"),
+        ));
+    }
+    let id = crate::generate::check_model(state, &model, rustai_core::Task::Embedding)?;
+    let _ticket = state.admission.enter(&id).await?;
     let engine = state.engine.clone();
     tokio::task::spawn_blocking(move || {
         let started = Instant::now();

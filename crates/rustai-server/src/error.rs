@@ -60,7 +60,9 @@ impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> Self {
         let status = match &e {
             CoreError::UnknownModel { .. } => StatusCode::NOT_FOUND,
-            CoreError::AmbiguousModel { .. } | CoreError::WrongTask { .. } | CoreError::Audio(_) => StatusCode::BAD_REQUEST,
+            CoreError::AmbiguousModel { .. } | CoreError::WrongTask { .. } | CoreError::Audio(_) | CoreError::InvalidParameter(_) => {
+                StatusCode::BAD_REQUEST
+            }
             CoreError::InvalidModel { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             CoreError::NoSuitableModel { .. } => StatusCode::NOT_FOUND,
             CoreError::OverBudget { .. } => StatusCode::SERVICE_UNAVAILABLE,

@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering;
 
 use rustai_core::{
-    abi::{ChatMessage, ChatRequest, Completion, GenerateRequest, SamplingParams},
+    abi::{ChatMessage, ChatRequest, Completion, GenerateRequest, SamplingExtras, SamplingParams},
     adaptive::Adjustment,
     Engine, LoadOptions, Prepared, StreamEvent, TokenStream,
 };
@@ -28,6 +28,8 @@ pub(crate) struct TextJob {
     pub(crate) model: String,
     pub(crate) input: Input,
     pub(crate) sampling: SamplingParams,
+    /// Options beyond [`SamplingParams`] (penalties, logit bias, mirostat, typical-p).
+    pub(crate) extras: SamplingExtras,
     pub(crate) load: LoadOptions,
 }
 
@@ -38,6 +40,8 @@ pub(crate) struct Generation {
     /// The queue place; held until the plugin has really stopped (see `Drop`).
     ticket: Option<crate::admission::Ticket>,
     stream: Option<TokenStream>,
+    /// The first event, read before the response starts.
+    pending: Option<StreamEvent>,
     state: AppState,
     finished: bool,
 }
@@ -71,20 +75,37 @@ pub(crate) async fn prepare(engine: &Engine, model: String, load: LoadOptions, s
 /// Start generating.
 pub(crate) async fn start(state: &AppState, job: TextJob) -> ApiResult<Generation> {
     let id = check_model(state, &job.model, rustai_core::Task::Completion)?;
+    // Refused before queueing, loading or any work (the engine checks `sampling` too).
+    job.sampling.validate().map_err(rustai_core::Error::from)?;
+    job.extras.validate().map_err(rustai_core::Error::from)?;
     let ticket = state.admission.enter(&id).await?;
     let (prepared, sampling) = prepare(&state.engine, id, job.load, job.sampling).await?;
     let model = std::sync::Arc::clone(prepared.lease.model());
+    let extras = SamplingExtras { threads: prepared.threads, ..job.extras };
     let stream = match job.input {
-        Input::Prompt(p) => model.stream_generate(GenerateRequest::new(p, sampling)),
-        Input::Chat(messages) => model.stream_chat(ChatRequest { messages: messages.into(), params: sampling }),
+        Input::Prompt(p) => model.stream_generate_ext(GenerateRequest::new(p, sampling), extras),
+        Input::Chat(messages) => model.stream_chat_ext(ChatRequest { messages: messages.into(), params: sampling }, extras),
     };
     state.counters.in_flight.fetch_add(1, Ordering::Relaxed);
-    Ok(Generation { prepared, ticket: Some(ticket), stream: Some(stream), state: state.clone(), finished: false })
+    let mut gen = Generation { prepared, ticket: Some(ticket), stream: Some(stream), pending: None, state: state.clone(), finished: false };
+    // Wait for the first event before any response is sent: a request the plugin refuses
+    // (a bad grammar, a prompt too long) then gets its real status instead of a 200 stream
+    // that carries an error.
+    match gen.next().await {
+        Some(StreamEvent::Error(e)) => Err(e.into()),
+        first => {
+            gen.pending = first;
+            Ok(gen)
+        }
+    }
 }
 
 impl Generation {
     /// The next piece, the final completion, or an error.
     pub(crate) async fn next(&mut self) -> Option<StreamEvent> {
+        if let Some(first) = self.pending.take() {
+            return Some(first);
+        }
         let event = match self.stream.as_mut() {
             Some(s) => s.next().await,
             None => None,
@@ -118,6 +139,11 @@ impl Generation {
             }
         }
         Err(crate::error::ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "generation ended without a result"))
+    }
+
+    /// The server state this generation belongs to.
+    pub(crate) fn state(&self) -> &AppState {
+        &self.state
     }
 
     /// The adjustments the adaptive rules made, as JSON.

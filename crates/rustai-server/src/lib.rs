@@ -12,6 +12,8 @@
 //!   `/runtime/load/{model}`, `/runtime/unload/{model}`.
 //! - `generate` + `stream`: the shared generation path; a client that disconnects
 //!   cancels its generation.
+//! - `listen`: the accept loop (header read timeout, graceful shutdown). `guard`: Host,
+//!   Origin and content-type checks against cross-site requests and DNS rebinding.
 //! - `admission`: a bounded queue per model (503 past it). `limit`: per-client rate limit
 //!   (429 + `Retry-After`). `auth`: optional API keys. `extract`: JSON bodies with clear 400/413 errors.
 //! - [`download`] + `downloads`: resumable, sha256-checked model downloads (`/download/*`);
@@ -31,7 +33,9 @@ mod embed;
 pub mod error;
 mod extract;
 mod generate;
+mod guard;
 mod limit;
+mod listen;
 mod ollama;
 mod openai;
 mod runtime;
@@ -39,7 +43,7 @@ mod state;
 mod stream;
 mod upstream;
 
-use std::{future::IntoFuture, net::SocketAddr, sync::atomic::Ordering, time::Duration};
+use std::{net::SocketAddr, sync::atomic::Ordering, time::Duration};
 
 use axum::{
     extract::DefaultBodyLimit,
@@ -72,6 +76,16 @@ pub struct ServerConfig {
     pub rate_limit_per_minute: u32,
     /// An Ollama/OpenAI-compatible server to forward requests for models not found here.
     pub upstream: Option<String>,
+    /// A streaming client that reads nothing for this long is cut off and its generation cancelled.
+    pub stall_timeout: Duration,
+    /// A client that sends no request header bytes, or no body bytes, for this long is disconnected.
+    pub read_timeout: Duration,
+    /// Longest audio `/v1/audio/transcriptions` accepts, in seconds.
+    pub max_audio_secs: f64,
+    /// Browser origins allowed to call the API (`*` = any); others get 403.
+    pub allowed_origins: Vec<String>,
+    /// Host names accepted in the `Host` header besides loopback and the listen address (`*` = any).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -85,6 +99,11 @@ impl Default for ServerConfig {
             max_queue: 64,
             rate_limit_per_minute: 0,
             upstream: None,
+            stall_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(30),
+            max_audio_secs: 600.0,
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -92,6 +111,7 @@ impl Default for ServerConfig {
 /// Every route, with authentication and the body limit.
 pub fn router(engine: Engine, config: ServerConfig) -> Router {
     let body_limit = config.body_limit;
+    let read_timeout = config.read_timeout;
     let state = AppState::new(engine, config);
     count_plugin_events(&state);
     Router::new()
@@ -125,6 +145,10 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_key))
         .route_layer(middleware::from_fn_with_state(state.clone(), runtime::count_http))
         .layer(DefaultBodyLimit::max(body_limit))
+        // A body that stops part-way is cut off (the header timeout is in `listen`).
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(read_timeout))
+        // Outermost: Host, Origin and content-type checks before anything else runs.
+        .layer(middleware::from_fn_with_state(state.clone(), guard::check))
         .with_state(state)
 }
 
@@ -156,15 +180,14 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let grace = config.shutdown_grace;
+    let read_timeout = config.read_timeout;
     let app = router(engine, config);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let server = listen::run(listener, app, read_timeout, async move {
         shutdown.await;
-        tracing::info!("shutting down: finishing requests in flight");
         let _ = tx.send(());
     });
-    let mut server = std::pin::pin!(server.into_future());
+    let mut server = std::pin::pin!(server);
     tokio::select! {
         r = &mut server => r,
         () = async { let _ = rx.await; tokio::time::sleep(grace).await } => {

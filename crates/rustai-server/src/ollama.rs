@@ -49,6 +49,12 @@ pub(crate) struct GenerateBody {
     system: Option<String>,
     #[serde(default)]
     raw: bool,
+    #[serde(default)]
+    images: Option<Vec<Value>>,
+    #[serde(default)]
+    suffix: Option<String>,
+    #[serde(default)]
+    template: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -56,6 +62,10 @@ pub(crate) struct Message {
     role: String,
     #[serde(default)]
     content: String,
+    #[serde(default)]
+    images: Option<Vec<Value>>,
+    #[serde(default)]
+    tool_calls: Option<Vec<Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,6 +74,8 @@ pub(crate) struct ChatBody {
     shared: Shared,
     #[serde(default)]
     messages: Vec<Message>,
+    #[serde(default)]
+    tools: Option<Vec<Value>>,
 }
 
 /// How the reply is shaped: `/api/generate` (`response`) or `/api/chat` (`message`).
@@ -127,15 +139,26 @@ async fn respond(state: AppState, job: TextJob, stream: bool, shape: Shape, mode
 }
 
 /// Resolve the model and convert the shared fields.
-fn shared(state: &AppState, s: &Shared, task: Task) -> ApiResult<(String, rustai_core::abi::SamplingParams, rustai_core::LoadOptions)> {
+type Converted = (String, rustai_core::abi::SamplingParams, rustai_core::abi::SamplingExtras, rustai_core::LoadOptions);
+
+fn shared(state: &AppState, s: &Shared, task: Task) -> ApiResult<Converted> {
     let id = generate::check_model(state, &s.model, task)?;
-    let mut sampling = ollama_sampling(&s.options);
+    let (mut sampling, extras) = ollama_sampling(&s.options)?;
     json_format(s.format.as_ref(), &mut sampling)?;
-    Ok((id, sampling, ollama_load(&s.options, s.keep_alive.as_ref())?))
+    Ok((id, sampling, extras, ollama_load(&s.options, s.keep_alive.as_ref())?))
 }
 
 pub(crate) async fn generate(State(state): State<AppState>, Body(body): Body<GenerateBody>) -> ApiResult<Response> {
-    let (id, sampling, load) = shared(&state, &body.shared, Task::Completion)?;
+    let (id, sampling, extras, load) = shared(&state, &body.shared, Task::Completion)?;
+    if body.images.as_ref().is_some_and(|v| !v.is_empty()) {
+        return Err(ApiError::bad_request("`images` are not supported (no vision model support yet)"));
+    }
+    if body.suffix.as_ref().is_some_and(|v| !v.is_empty()) {
+        return Err(ApiError::bad_request("`suffix` (fill-in-the-middle) is not supported"));
+    }
+    if body.template.as_ref().is_some_and(|v| !v.is_empty()) {
+        return Err(ApiError::bad_request("`template` is not supported: the model's own chat template is used (or send `raw: true` with your own prompt)"));
+    }
     if body.prompt.is_empty() {
         return load_or_unload(state, id, load, Shape::Generate).await;
     }
@@ -146,17 +169,32 @@ pub(crate) async fn generate(State(state): State<AppState>, Body(body): Body<Gen
         messages.push(ChatMessage::new("user", body.prompt));
         Input::Chat(messages)
     };
-    let job = TextJob { model: id, input, sampling, load };
+    let job = TextJob { model: id, input, sampling, extras, load };
     respond(state, job, body.shared.stream.unwrap_or(true), Shape::Generate, body.shared.model).await
 }
 
 pub(crate) async fn chat(State(state): State<AppState>, Body(body): Body<ChatBody>) -> ApiResult<Response> {
-    let (id, sampling, load) = shared(&state, &body.shared, Task::Chat)?;
+    let (id, sampling, extras, load) = shared(&state, &body.shared, Task::Chat)?;
     if body.messages.is_empty() {
         return load_or_unload(state, id, load, Shape::Chat).await;
     }
-    let messages = body.messages.into_iter().map(|m| ChatMessage::new(m.role, m.content)).collect();
-    let job = TextJob { model: id, input: Input::Chat(messages), sampling, load };
+    let mut messages = Vec::with_capacity(body.messages.len());
+    for (i, m) in body.messages.into_iter().enumerate() {
+        if !matches!(m.role.as_str(), "system" | "user" | "assistant" | "tool") {
+            return Err(ApiError::bad_request(format!("messages[{i}]: unknown role `{}` (system, user, assistant or tool)", m.role)));
+        }
+        if m.images.as_ref().is_some_and(|v| !v.is_empty()) {
+            return Err(ApiError::bad_request(format!("messages[{i}]: images are not supported (no vision model support yet)")));
+        }
+        if m.tool_calls.as_ref().is_some_and(|v| !v.is_empty()) {
+            return Err(ApiError::bad_request(format!("messages[{i}]: tool_calls are not supported yet")));
+        }
+        messages.push(ChatMessage::new(m.role, m.content));
+    }
+    if body.tools.as_ref().is_some_and(|t| !t.is_empty()) {
+        return Err(ApiError::bad_request("`tools` are not supported yet (tool calling is not implemented)"));
+    }
+    let job = TextJob { model: id, input: Input::Chat(messages), sampling, extras, load };
     respond(state, job, body.shared.stream.unwrap_or(true), Shape::Chat, body.shared.model).await
 }
 

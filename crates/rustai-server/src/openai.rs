@@ -12,7 +12,7 @@ use axum::{
     Json,
 };
 use rustai_core::{
-    abi::{ChatMessage, Completion, ROption, RString, SamplingParams},
+    abi::{ChatMessage, Completion, LogitBias, ROption, RString, RVec, SamplingExtras, SamplingParams},
     LoadOptions, StreamEvent, Task,
 };
 use serde::Deserialize;
@@ -63,6 +63,89 @@ pub(crate) struct Common {
     n: Option<u32>,
     #[serde(default)]
     response_format: Option<Value>,
+    #[serde(default)]
+    frequency_penalty: Option<f32>,
+    #[serde(default)]
+    presence_penalty: Option<f32>,
+    /// Token id (as a string) -> bias.
+    #[serde(default)]
+    logit_bias: Option<std::collections::HashMap<String, f32>>,
+    // Fields this server cannot honour yet: refused when they ask for something.
+    #[serde(default)]
+    logprobs: Option<Value>,
+    #[serde(default)]
+    top_logprobs: Option<u32>,
+    #[serde(default)]
+    tools: Option<Vec<Value>>,
+    #[serde(default)]
+    functions: Option<Vec<Value>>,
+    #[serde(default)]
+    tool_choice: Option<Value>,
+    #[serde(default)]
+    modalities: Option<Vec<String>>,
+    #[serde(default)]
+    audio: Option<Value>,
+    #[serde(default)]
+    prediction: Option<Value>,
+    #[serde(default)]
+    best_of: Option<u32>,
+    #[serde(default)]
+    echo: Option<bool>,
+    #[serde(default)]
+    suffix: Option<String>,
+}
+
+impl Common {
+    /// A 400 naming the first field that asks for something this server cannot do.
+    fn check_unsupported(&self) -> ApiResult<()> {
+        let refuse = |field: &str, why: &str| Err(ApiError::bad_request(format!("`{field}` is not supported: {why}")).openai());
+        if self.logprobs.as_ref().is_some_and(|v| v != &Value::Bool(false) && !v.is_null() && v != &Value::from(0)) {
+            return refuse("logprobs", "log probabilities are not returned yet");
+        }
+        if self.top_logprobs.is_some_and(|n| n > 0) {
+            return refuse("top_logprobs", "log probabilities are not returned yet");
+        }
+        if self.tools.as_ref().is_some_and(|t| !t.is_empty()) || self.functions.as_ref().is_some_and(|t| !t.is_empty()) {
+            return refuse("tools", "tool calling is not implemented yet");
+        }
+        if self.tool_choice.as_ref().is_some_and(|c| !c.is_null() && !matches!(c.as_str(), Some("none" | "auto"))) {
+            return refuse("tool_choice", "tool calling is not implemented yet");
+        }
+        if self.modalities.as_ref().is_some_and(|m| m.iter().any(|x| x != "text")) || self.audio.is_some() {
+            return refuse("modalities", "only text output (use /v1/audio/speech for audio)");
+        }
+        if self.prediction.is_some() {
+            return refuse("prediction", "predicted outputs are not implemented");
+        }
+        if self.best_of.is_some_and(|n| n > 1) {
+            return refuse("best_of", "only one completion per request");
+        }
+        if self.echo == Some(true) {
+            return refuse("echo", "the prompt is not echoed");
+        }
+        if self.suffix.as_ref().is_some_and(|s| !s.is_empty()) {
+            return refuse("suffix", "fill-in-the-middle is not implemented");
+        }
+        Ok(())
+    }
+
+    /// `frequency_penalty`, `presence_penalty` and `logit_bias`.
+    fn extras(&self) -> ApiResult<SamplingExtras> {
+        let mut logit_bias = RVec::new();
+        for (token, bias) in self.logit_bias.iter().flatten() {
+            let token: i32 = token.trim().parse().map_err(|_| {
+                ApiError::bad_request(format!("invalid `logit_bias`: key `{token}` is not a token id")).openai()
+            })?;
+            logit_bias.push(LogitBias { token, bias: *bias });
+        }
+        let d = SamplingExtras::default();
+        Ok(SamplingExtras {
+            frequency_penalty: self.frequency_penalty.unwrap_or(d.frequency_penalty),
+            presence_penalty: self.presence_penalty.unwrap_or(d.presence_penalty),
+            logit_bias,
+            ..d
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,7 +221,7 @@ fn finish_reason(done: &Completion) -> &'static str {
 }
 
 fn usage(done: &Completion) -> Value {
-    json!({ "prompt_tokens": done.tokens_in, "completion_tokens": done.tokens_out, "total_tokens": done.tokens_in + done.tokens_out })
+    json!({ "prompt_tokens": done.tokens_in, "completion_tokens": done.tokens_out, "total_tokens": u64::from(done.tokens_in) + u64::from(done.tokens_out) })
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -174,8 +257,10 @@ fn chunk(kind: Kind, id: &str, model: &str, text: Option<&str>, finish: Option<&
 }
 
 async fn respond(state: AppState, kind: Kind, common: Common, input: Input) -> ApiResult<Response> {
+    common.check_unsupported()?;
     let sampling = sampling(&common)?;
-    let job = TextJob { model: common.model.clone(), input, sampling, load: LoadOptions::default() };
+    let extras = common.extras()?;
+    let job = TextJob { model: common.model.clone(), input, sampling, extras, load: LoadOptions::default() };
     let gen = generate::start(&state, job).await.map_err(ApiError::openai)?;
     let id = id(kind);
     let model = common.model;
@@ -233,10 +318,20 @@ pub(crate) async fn chat_completions(State(state): State<AppState>, Body(body): 
         return Err(ApiError::bad_request("`messages` must not be empty").openai());
     }
     let mut messages = Vec::with_capacity(body.messages.len());
-    for m in &body.messages {
-        let role = m.get("role").and_then(Value::as_str).ok_or_else(|| ApiError::bad_request("every message needs a `role`").openai())?;
-        let role = if role == "developer" { "system" } else { role };
-        messages.push(ChatMessage::new(role, content(m)?));
+    for (i, m) in body.messages.iter().enumerate() {
+        let bad = |msg: String| ApiError::bad_request(format!("messages[{i}]: {msg}")).openai();
+        let role = m.get("role").and_then(Value::as_str).ok_or_else(|| bad("every message needs a `role`".into()))?;
+        let role = match role {
+            "developer" => "system",
+            "system" | "user" | "assistant" => role,
+            "tool" if m.get("tool_call_id").and_then(Value::as_str).is_some_and(|id| !id.is_empty()) => role,
+            "tool" => return Err(bad("a `tool` message needs the `tool_call_id` of the call it answers".into())),
+            other => return Err(bad(format!("unknown role `{other}` (system, developer, user, assistant or tool)"))),
+        };
+        if m.get("tool_calls").and_then(Value::as_array).is_some_and(|c| !c.is_empty()) {
+            return Err(bad("assistant `tool_calls` are not supported yet (tool calling is not implemented)".into()));
+        }
+        messages.push(ChatMessage::new(role, content(m).map_err(|e| bad(e.message))?));
     }
     respond(state, Kind::Chat, body.common, Input::Chat(messages)).await
 }

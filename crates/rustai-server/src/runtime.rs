@@ -156,6 +156,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
     metric("queue_waiting", "gauge", "Requests waiting for their turn, by model.", lanes.iter().map(|(m, _, w)| (format!("{{model=\"{}\"}}", label(m)), *w as f64)).collect());
     metric("rate_limited_total", "counter", "Requests refused with 429.", vec![(String::new(), c.rate_limited.load(Ordering::Relaxed) as f64)]);
     metric("requests_cancelled_total", "counter", "Generations cancelled because the client disconnected.", vec![(String::new(), c.cancelled.load(Ordering::Relaxed) as f64)]);
+    metric("streams_stalled_total", "counter", "Streams cancelled because the client stopped reading.", vec![(String::new(), c.stalled.load(Ordering::Relaxed) as f64)]);
     metric("unauthorized_total", "counter", "Requests refused for a missing or wrong API key.", vec![(String::new(), c.unauthorized.load(Ordering::Relaxed) as f64)]);
     let http: Vec<(String, f64)> = {
         let counts = c.http.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -166,7 +167,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
     metric("http_requests_total", "counter", "HTTP requests by route and status.", http);
     let status = e.pool().status();
     metric("loaded_models", "gauge", "Models loaded now.", vec![(String::new(), status.len() as f64)]);
-    metric("memory_budget_used_bytes", "gauge", "Estimated memory of loaded models.", vec![(String::new(), status.iter().map(|s| s.bytes as f64).sum())]);
+    metric("memory_budget_used_bytes", "gauge", "Estimated memory of loaded models.", vec![(String::new(), e.pool().used_bytes() as f64)]);
     let budget = e.pool().budget().max_bytes;
     metric("memory_budget_bytes", "gauge", "Memory budget for models (0 = unlimited).", vec![(String::new(), if budget == u64::MAX { 0.0 } else { budget as f64 })]);
     metric("plugins_loaded", "gauge", "Plugins serving now.", vec![(String::new(), e.plugins().plugins().len() as f64)]);

@@ -20,6 +20,8 @@ pub(crate) struct Counters {
     pub(crate) in_flight: AtomicU64,
     /// Generations cancelled (client disconnected).
     pub(crate) cancelled: AtomicU64,
+    /// Streams cancelled because the client stopped reading.
+    pub(crate) stalled: AtomicU64,
     /// Plugin hot reloads.
     pub(crate) reloads: AtomicU64,
     /// Plugin files refused.
@@ -47,8 +49,8 @@ pub(crate) struct AppState {
     pub(crate) downloads: Arc<crate::downloads::Downloads>,
     /// Outgoing HTTP (downloads, upstream).
     pub(crate) http: reqwest::Client,
-    /// sha256 of model files, by (path, size, mtime).
-    digests: Arc<Mutex<HashMap<FileKey, String>>>,
+    /// sha256 of model files, by (path, size, mtime); each computed once even when asked for at once.
+    digests: Arc<Mutex<HashMap<FileKey, Arc<std::sync::OnceLock<String>>>>>,
 }
 
 impl AppState {
@@ -82,11 +84,15 @@ impl AppState {
             return format!("{:x}", sha2::Sha256::digest(entry.id.as_bytes()));
         };
         let key = (path.to_path_buf(), entry.size, entry.modified);
-        if let Some(d) = self.digests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key) {
-            return d.clone();
-        }
-        let digest = rustai_core::trust::sha256_file(path).unwrap_or_default();
-        self.digests.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key, digest.clone());
-        digest
+        // Single flight: concurrent requests for the same file version wait for one hash.
+        let cell = {
+            let mut map = self.digests.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !map.contains_key(&key) {
+                // A new version of a file replaces the old one's entry: the cache stays one per file.
+                map.retain(|(p, _, _), _| p != &key.0);
+            }
+            Arc::clone(map.entry(key).or_default())
+        };
+        cell.get_or_init(|| rustai_core::trust::sha256_file(path).unwrap_or_default()).clone()
     }
 }

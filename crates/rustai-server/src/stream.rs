@@ -1,16 +1,25 @@
-//! Turning a [`Generation`] into an HTTP body stream. The body owns the
-//! generation: when the client disconnects, hyper drops the body, which drops
-//! the generation, which cancels it in the plugin.
+//! Turning a [`Generation`] into an HTTP body stream.
+//!
+//! A pump task owns the generation and hands rendered chunks to the body over
+//! a small channel. The body side is what hyper polls: when the client
+//! disconnects hyper drops it, the pump's next send fails, and dropping the
+//! generation cancels it in the plugin. When the client stays connected but
+//! stops reading (its receive window full), hyper stops polling, the channel
+//! fills, and after `stall_timeout` without progress the pump gives up the same
+//! way, so a stalled reader can never hold a model's queue place or lease.
 
-use std::convert::Infallible;
+use std::{convert::Infallible, sync::atomic::Ordering, time::Duration};
 
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use rustai_core::StreamEvent;
+use tokio::sync::mpsc::{self, error::SendTimeoutError};
 
 use crate::generate::Generation;
 
-/// Each event becomes zero or more chunks of text (NDJSON lines, SSE events);
-/// `tail` is sent once after the last event.
+/// Chunks buffered between the pump and hyper.
+const CHANNEL: usize = 16;
+
+/// Each event becomes zero or more chunks of text (NDJSON lines, SSE events).
 pub(crate) fn lines<F>(gen: Generation, render: F) -> impl Stream<Item = Result<String, Infallible>> + Send
 where
     F: FnMut(&Generation, StreamEvent) -> Vec<String> + Send + 'static,
@@ -19,27 +28,48 @@ where
 }
 
 /// [`lines`] with chunks sent after the end (e.g. `data: [DONE]`).
-pub(crate) fn with_tail<F>(gen: Generation, render: F, tail: Vec<String>) -> impl Stream<Item = Result<String, Infallible>> + Send
+pub(crate) fn with_tail<F>(gen: Generation, mut render: F, tail: Vec<String>) -> impl Stream<Item = Result<String, Infallible>> + Send
 where
     F: FnMut(&Generation, StreamEvent) -> Vec<String> + Send + 'static,
 {
-    let state = (Some(gen), render, Some(tail));
-    futures_util::stream::unfold(state, |(mut gen, mut render, mut tail)| async move {
-        let Some(g) = gen.as_mut() else {
-            let rest = tail.take()?;
-            return Some((rest, (None, render, None)));
-        };
-        match g.next().await {
-            Some(event) => {
-                let end = !matches!(event, StreamEvent::Piece(_));
-                let chunks = render(g, event);
-                if end {
-                    gen = None; // finished: release the model now
-                }
-                Some((chunks, (gen, render, tail)))
+    let (tx, rx) = mpsc::channel::<String>(CHANNEL);
+    let stall = gen.state().config.stall_timeout;
+    tokio::spawn(async move {
+        let mut gen = Some(gen);
+        while let Some(g) = gen.as_mut() {
+            let Some(event) = g.next().await else { break };
+            let end = !matches!(event, StreamEvent::Piece(_));
+            let chunks = render(g, event);
+            if end {
+                gen = None; // finished: release the model now, before the last bytes go out
             }
-            None => Some((Vec::new(), (None, render, tail))),
+            for chunk in chunks {
+                if !send(&tx, chunk, stall, gen.as_ref()).await {
+                    // Dropping the generation cancels it (and counts it) in its Drop.
+                    return;
+                }
+            }
         }
-    })
-    .flat_map(|chunks| futures_util::stream::iter(chunks.into_iter().map(Ok)))
+        for chunk in tail {
+            if !send(&tx, chunk, stall, None).await {
+                return;
+            }
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (Ok(c), rx)) })
+}
+
+/// Hand `chunk` to the body; `false` when the client is gone or has not read for `stall`.
+async fn send(tx: &mpsc::Sender<String>, chunk: String, stall: Duration, gen: Option<&Generation>) -> bool {
+    match tx.send_timeout(chunk, stall).await {
+        Ok(()) => true,
+        Err(SendTimeoutError::Closed(_)) => false,
+        Err(SendTimeoutError::Timeout(_)) => {
+            if let Some(g) = gen {
+                g.state().counters.stalled.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(model = %g.prepared.entry.id, "client stopped reading for {stall:?}; generation cancelled");
+            }
+            false
+        }
+    }
 }

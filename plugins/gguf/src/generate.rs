@@ -2,73 +2,26 @@
 
 use std::time::Instant;
 
-use llama_cpp_2::{llama_batch::LlamaBatch, sampling::LlamaSampler, token::LlamaToken};
-use rustai_abi::{
-    Completion, ErrorKind, FinishReason, PluginError, ROption, RString, SamplingParams, Timings, TokenSinkMut,
-};
+use llama_cpp_2::{llama_batch::LlamaBatch, token::LlamaToken};
+use rustai_abi::{Completion, ErrorKind, FinishReason, PluginError, RString, SamplingExtras, SamplingParams, Timings, TokenSinkMut};
 
 use crate::{
     model::LoadedModel,
+    sampling::Sampler,
     stop::{StopMatcher, Utf8Stream},
 };
-
-/// llama.cpp's "pick a random seed" value.
-const RANDOM_SEED: u32 = u32::MAX;
-
-/// Build the sampler chain for `p`.
-pub(crate) fn sampler(model: &LoadedModel, p: &SamplingParams) -> Result<LlamaSampler, PluginError> {
-    let mut chain = Vec::new();
-    let grammar = match (&p.grammar, &p.json_schema) {
-        (ROption::RSome(g), _) => Some(g.to_string()),
-        (ROption::RNone, ROption::RSome(schema)) => Some(
-            llama_cpp_2::json_schema_to_grammar(schema.as_str())
-                .map_err(|e| PluginError::invalid_input(format!("invalid JSON schema: {e}")))?,
-        ),
-        _ => None,
-    };
-    if let Some(g) = grammar {
-        chain.push(
-            LlamaSampler::grammar(&model.model, &g, "root")
-                .map_err(|e| PluginError::invalid_input(format!("invalid grammar: {e}")))?,
-        );
-    }
-    if p.repeat_penalty > 0.0 && (p.repeat_penalty - 1.0).abs() > f32::EPSILON {
-        chain.push(LlamaSampler::penalties(model.model.n_vocab(), p.repeat_last_n.max(0), p.repeat_penalty, 0.0, 0.0));
-    }
-    if p.temperature <= 0.0 {
-        chain.push(LlamaSampler::greedy());
-    } else {
-        if p.top_k > 0 {
-            chain.push(LlamaSampler::top_k(p.top_k));
-        }
-        if p.top_p > 0.0 && p.top_p < 1.0 {
-            chain.push(LlamaSampler::top_p(p.top_p, 1));
-        }
-        if p.min_p > 0.0 {
-            chain.push(LlamaSampler::min_p(p.min_p, 1));
-        }
-        chain.push(LlamaSampler::temp(p.temperature));
-        let seed = match p.seed {
-            // Fold the 64-bit seed into llama.cpp's 32 bits, avoiding its "random" marker.
-            ROption::RSome(s) => match (s ^ (s >> 32)) as u32 {
-                RANDOM_SEED => RANDOM_SEED - 1,
-                v => v,
-            },
-            ROption::RNone => RANDOM_SEED,
-        };
-        chain.push(LlamaSampler::dist(seed));
-    }
-    Ok(LlamaSampler::chain_simple(chain))
-}
 
 /// Evaluate `prompt` and generate, streaming to `sink`.
 pub(crate) fn run(
     model: &LoadedModel,
     prompt: &[LlamaToken],
     params: &SamplingParams,
+    extras: &SamplingExtras,
     mut sink: TokenSinkMut<'_>,
 ) -> Result<Completion, PluginError> {
     let n_ctx_max = model.info.context_length;
+    // Before any work: every value in range, the grammar parsed (errors are the client's to fix).
+    let mut sampler = Sampler::new(model, params, extras)?;
     if prompt.is_empty() {
         return Err(PluginError::invalid_input("the prompt is empty"));
     }
@@ -83,10 +36,9 @@ pub(crate) fn run(
         0 => n_ctx_max,
         n => prompt_len.saturating_add(n).saturating_add(1),
     };
-    let mut ctx = model.new_context(wanted)?;
+    let mut ctx = model.new_context(wanted, extras.threads)?;
     // The context may be rounded up; never run past the configured length.
     let n_ctx = ctx.n_ctx().min(n_ctx_max);
-    let mut sampler = sampler(model, params)?;
     let vocab = model.model.vocab();
 
     // Prompt, in batches; only the last token needs logits.
@@ -118,8 +70,9 @@ pub(crate) fn run(
         if sink.is_cancelled() {
             break FinishReason::Cancelled;
         }
-        let token = sampler.sample(&ctx, batch.n_tokens() - 1);
-        if vocab.is_eog(token) && !params.ignore_eos {
+        let ends = |t: LlamaToken| vocab.is_eog(t) && !params.ignore_eos;
+        let token = sampler.sample(&ctx, batch.n_tokens() - 1, ends)?;
+        if ends(token) {
             break FinishReason::Eos;
         }
         tokens_out += 1;

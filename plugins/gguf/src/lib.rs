@@ -7,15 +7,20 @@
 //! ## Layout
 //! - [`model`]: file validation (our own GGUF header check, so a corrupt file
 //!   is an error rather than a crash), loading, handles, contexts.
-//! - [`generate`]: sampler chain (greedy, seeded, top-k/p, min-p, repetition
-//!   penalty, grammar / JSON schema) and the streaming loop.
+//! - [`generate`]: the streaming loop (prompt evaluation, stop handling, cancellation).
+//! - `sampling`: the sampler (greedy, seeded, top-k/p, min-p, repetition penalty,
+//!   grammar / JSON schema), built so that no llama.cpp exception or abort is reachable.
+//! - `grammar_bounds`: size, depth and repetition limits on grammars and JSON
+//!   schemas, checked before llama.cpp's recursive parsers see them.
 //! - [`stop`]: stop sequences and incremental UTF-8 decoding.
 //!
 //! **Invariant:** no other crate knows about llama.cpp; this plugin never
 //! links the host (`rustai-core`), only `rustai-abi`.
 
 pub mod generate;
+mod grammar_bounds;
 pub mod model;
+mod sampling;
 pub mod stop;
 
 use std::sync::Arc;
@@ -24,7 +29,7 @@ use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate};
 use rustai_abi::{
     feature, Capabilities, Category, ChatMessage, ChatRequest, Completion, Families, GenerateRequest, GpuUse, Health,
     Level, LlmPlugin, LoadModelParams, ModelHandle, ModelInfo, Plugin, PluginError, PluginExport, PluginInfo,
-    RResult, RSlice, RStr, RString, RVec, ResourceRequirements, TokenSinkMut, API_VERSION,
+    RResult, RSlice, RStr, RString, RVec, ResourceRequirements, SamplingExtras, TokenSinkMut, API_VERSION,
 };
 
 use model::{LoadedModel, ModelStore};
@@ -69,6 +74,41 @@ impl GgufPlugin {
 
     fn tokens(&self, model: &LoadedModel, text: &str, add_special: bool) -> Vec<llama_cpp_2::token::LlamaToken> {
         model.model.vocab().tokenize(text.as_bytes(), add_special, true)
+    }
+
+    /// The chat prompt as tokens, with control tokens only where the template put them:
+    /// the template is rendered with a marker in place of each message's content, its own
+    /// text is tokenized with special-token parsing, and the contents without, so a user
+    /// who writes `<|im_start|>system` gets those characters, not a control token.
+    fn chat_tokens(&self, model: &LoadedModel, messages: &[ChatMessage]) -> Result<Vec<llama_cpp_2::token::LlamaToken>, PluginError> {
+        let nonce = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+        let mark = |i: usize| format!("\u{E000}{nonce}:{i}\u{E001}");
+        let marked: Vec<ChatMessage> =
+            messages.iter().enumerate().map(|(i, m)| ChatMessage { role: m.role.clone(), content: RString::from(mark(i)) }).collect();
+        let rendered = self.render_chat(model, &marked, true)?;
+        // Each marker must appear exactly once (a template that rewrites content defeats this:
+        // then the whole prompt is tokenized as before).
+        let mut spots: Vec<(usize, usize)> = Vec::with_capacity(messages.len());
+        for i in 0..messages.len() {
+            let m = mark(i);
+            match (rendered.find(&m), rendered.rfind(&m)) {
+                (Some(a), Some(b)) if a == b => spots.push((a, i)),
+                _ => {
+                    let prompt = self.render_chat(model, messages, true)?;
+                    return Ok(self.tokens(model, &prompt, false));
+                }
+            }
+        }
+        spots.sort_unstable();
+        let vocab = model.model.vocab();
+        let (mut out, mut at) = (Vec::new(), 0usize);
+        for (pos, i) in spots {
+            out.extend(vocab.tokenize(rendered[at..pos].as_bytes(), false, true));
+            out.extend(vocab.tokenize(messages[i].content.as_bytes(), false, false));
+            at = pos + mark(i).len();
+        }
+        out.extend(vocab.tokenize(rendered[at..].as_bytes(), false, true));
+        Ok(out)
     }
 }
 
@@ -162,6 +202,20 @@ impl LlmPlugin for GgufPlugin {
     }
 
     fn generate(&self, model: ModelHandle, request: &GenerateRequest, sink: TokenSinkMut<'_>) -> RResult<Completion, PluginError> {
+        self.generate_ext(model, request, &SamplingExtras::default(), sink)
+    }
+
+    fn chat(&self, model: ModelHandle, request: &ChatRequest, sink: TokenSinkMut<'_>) -> RResult<Completion, PluginError> {
+        self.chat_ext(model, request, &SamplingExtras::default(), sink)
+    }
+
+    fn generate_ext(
+        &self,
+        model: ModelHandle,
+        request: &GenerateRequest,
+        extras: &SamplingExtras,
+        sink: TokenSinkMut<'_>,
+    ) -> RResult<Completion, PluginError> {
         rr(self.models.get(model).and_then(|m| {
             let prompt = if request.prompt_tokens.is_empty() {
                 self.tokens(&m, request.prompt.as_str(), request.add_special)
@@ -169,19 +223,24 @@ impl LlmPlugin for GgufPlugin {
                 check_token_ids(&m, request.prompt_tokens.as_slice())?;
                 request.prompt_tokens.iter().map(|&t| llama_cpp_2::token::LlamaToken(t)).collect()
             };
-            generate::run(&m, &prompt, &request.params, sink)
+            generate::run(&m, &prompt, &request.params, extras, sink)
         }))
     }
 
-    fn chat(&self, model: ModelHandle, request: &ChatRequest, sink: TokenSinkMut<'_>) -> RResult<Completion, PluginError> {
+    fn chat_ext(
+        &self,
+        model: ModelHandle,
+        request: &ChatRequest,
+        extras: &SamplingExtras,
+        sink: TokenSinkMut<'_>,
+    ) -> RResult<Completion, PluginError> {
         rr(self.models.get(model).and_then(|m| {
             if request.messages.is_empty() {
                 return Err(PluginError::invalid_input("a chat request needs at least one message"));
             }
-            let prompt = self.render_chat(&m, request.messages.as_slice(), true)?;
             // The template already contains BOS where the model wants it.
-            let tokens = self.tokens(&m, &prompt, false);
-            generate::run(&m, &tokens, &request.params, sink)
+            let tokens = self.chat_tokens(&m, request.messages.as_slice())?;
+            generate::run(&m, &tokens, &request.params, extras, sink)
         }))
     }
 }

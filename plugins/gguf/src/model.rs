@@ -64,7 +64,7 @@ impl LoadedModel {
         };
         let threads = match params.threads {
             0 => std::thread::available_parallelism().map_or(4, |n| n.get()) as i32,
-            n => i32::try_from(n).unwrap_or(i32::MAX),
+            n => i32::try_from(n.min(rustai_abi::limits::MAX_THREADS)).unwrap_or(1),
         };
         let chat_template = model.chat_template(None).ok().and_then(|t| t.to_string().ok());
         let info = ModelInfo {
@@ -83,15 +83,20 @@ impl LoadedModel {
         Ok(Self { model, info, threads, batch_size, context_lock: Mutex::new(()) })
     }
 
-    /// A fresh context with room for `tokens` tokens (capped at the model's context length).
-    pub(crate) fn new_context(&self, tokens: u32) -> Result<LlamaContext<'_>, PluginError> {
+    /// A fresh context with room for `tokens` tokens (capped at the model's context length),
+    /// running on `threads` CPU threads (0 = the load-time setting).
+    pub(crate) fn new_context(&self, tokens: u32, threads: u32) -> Result<LlamaContext<'_>, PluginError> {
         let n_ctx = tokens.div_ceil(256).saturating_mul(256).clamp(256, self.info.context_length.max(256));
+        let threads = match threads {
+            0 => self.threads,
+            n => i32::try_from(n.min(rustai_abi::limits::MAX_THREADS)).unwrap_or(self.threads),
+        };
         let params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(n_ctx))
             .with_n_batch(self.batch_size)
             .with_n_ubatch(self.batch_size)
-            .with_n_threads(self.threads)
-            .with_n_threads_batch(self.threads);
+            .with_n_threads(threads)
+            .with_n_threads_batch(threads);
         let _guard = self.context_lock.lock().unwrap_or_else(|p| p.into_inner());
         self.model
             .new_context(backend()?, params)

@@ -86,6 +86,11 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
         max_queue: args.max_queue,
         rate_limit_per_minute: args.rate_limit,
         upstream: args.upstream.clone(),
+        stall_timeout: Duration::from_secs_f64(args.stall_timeout),
+        read_timeout: Duration::from_secs_f64(args.read_timeout),
+        max_audio_secs: args.max_audio_secs,
+        allowed_origins: args.allowed_origins.clone(),
+        allowed_hosts: args.allowed_hosts.clone(),
         ..ServerConfig::default()
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

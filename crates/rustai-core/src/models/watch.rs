@@ -4,14 +4,17 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use notify_debouncer_mini::{new_debouncer, notify::RecursiveMode, DebounceEventResult, Debouncer};
+use notify_debouncer_mini::notify::RecursiveMode;
 
 use super::registry::Registry;
-use crate::error::{Error, Result};
+use crate::{
+    error::Result,
+    fswatch::{self, FsWatch},
+};
 
 /// Keeps the watch running; dropping it stops watching.
 pub struct RegistryWatcher {
-    _debouncer: Debouncer<notify_debouncer_mini::notify::RecommendedWatcher>,
+    _watch: FsWatch,
     dirs: Vec<PathBuf>,
 }
 
@@ -32,9 +35,8 @@ impl Registry {
     /// Watch the model folders (recursively) and the folder of `models.toml`; rescan after
     /// `debounce` of quiet. Folders that do not exist are skipped.
     pub fn watch(&self, debounce: Duration) -> Result<RegistryWatcher> {
-        let (tx, rx) = std::sync::mpsc::channel::<DebounceEventResult>();
-        let mut debouncer = new_debouncer(debounce, tx).map_err(|e| Error::io("model watcher", std::io::Error::other(e)))?;
         let mut dirs: Vec<PathBuf> = Vec::new();
+        let mut targets = Vec::new();
         let config_dir = self.options().config_file.as_ref().and_then(|f| f.parent().map(std::path::Path::to_path_buf));
         for (dir, mode) in self
             .options()
@@ -47,23 +49,13 @@ impl Registry {
             if dirs.contains(&canonical) {
                 continue;
             }
-            debouncer.watcher().watch(&canonical, mode).map_err(|e| Error::io(&dir, std::io::Error::other(e)))?;
+            targets.push((canonical.clone(), mode));
             dirs.push(canonical);
         }
         let registry = self.clone();
-        std::thread::Builder::new()
-            .name("rustai-model-watch".into())
-            .spawn(move || {
-                for batch in rx {
-                    match batch {
-                        Ok(_) => {
-                            registry.refresh();
-                        }
-                        Err(e) => tracing::warn!("model watcher: {e}"),
-                    }
-                }
-            })
-            .map_err(|e| Error::io("model watcher thread", e))?;
-        Ok(RegistryWatcher { _debouncer: debouncer, dirs })
+        let watch = fswatch::watch("model-watch", &targets, debounce, move |_| {
+            registry.refresh();
+        })?;
+        Ok(RegistryWatcher { _watch: watch, dirs })
     }
 }
