@@ -124,7 +124,12 @@ fn a_truncated_library_is_refused_before_the_loader_maps_it() {
     let manager = PluginManager::from_dirs([dir.path()]).unwrap();
     for file in ["half", "head"] {
         match reason_for(&manager, &dylib_name(file)) {
-            RejectReason::LoadFailed(msg) => assert!(msg.contains("truncated or corrupt"), "{file}: {msg}"),
+            reason @ RejectReason::Corrupt(_) => {
+                // The message says what the plugin guide says: caught before loading, not by the loader.
+                let text = reason.to_string();
+                assert!(text.contains("truncated or corrupt") && text.contains("before loading"), "{file}: {text}");
+                assert!(!text.contains("dynamic loader"), "{file}: {text}");
+            }
             other => panic!("{file}: unexpected {other}"),
         }
     }
@@ -195,4 +200,20 @@ fn an_allowlist_admits_only_listed_digests_and_says_how_to_approve() {
     let policy = rustai_core::TrustPolicy { allowed_digests: ["f".repeat(64)].into(), ..Default::default() };
     let strict = PluginManager::with_trust(policy).unwrap();
     assert!(matches!(strict.load_file(&copy).unwrap_err().reason, RejectReason::NotAllowed { .. }));
+}
+
+#[test]
+fn a_symlinked_plugin_is_followed_and_a_dangling_link_is_reported() {
+    let builds = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let target = builds.path().join(dylib_name("rustai_gguf"));
+    std::fs::copy(gguf_plugin(), &target).unwrap();
+    std::os::unix::fs::symlink(&target, dir.path().join(dylib_name("rustai_gguf"))).unwrap();
+    std::os::unix::fs::symlink(builds.path().join("gone.so"), dir.path().join(dylib_name("dangling"))).unwrap();
+    let manager = PluginManager::from_dirs([dir.path()]).unwrap();
+    assert_eq!(manager.plugins().iter().map(|p| p.id().to_owned()).collect::<Vec<_>>(), ["gguf"]);
+    match reason_for(&manager, &dylib_name("dangling")) {
+        RejectReason::Unreadable(msg) => assert!(msg.contains("symbolic link") && msg.contains("gone.so"), "{msg}"),
+        other => panic!("unexpected {other}"),
+    }
 }

@@ -94,7 +94,14 @@ def wait_download(url, job):
 def test_download_checks_sha256_and_the_registry_picks_it_up(tmp_path, file_server):
     models = tmp_path / "models"
     models.mkdir()
+    # The file server is on 127.0.0.1: by default a private address is refused.
     s = Server(env={"RUSTAI_MODELS": str(models)})
+    try:
+        r = httpx.post(s.url + "/download/start", json={"url": file_server + "/tiny.gguf"})
+        assert r.status_code == 400 and "--allow-private-downloads" in r.json()["error"]
+    finally:
+        s.stop()
+    s = Server("--allow-private-downloads", env={"RUSTAI_MODELS": str(models)})
     try:
         r = httpx.post(s.url + "/download/start", json={"url": file_server + "/tiny.gguf", "sha256": "0" * 64})
         assert r.status_code == 202

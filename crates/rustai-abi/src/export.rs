@@ -191,6 +191,24 @@ impl<T: LlmPlugin> LlmPlugin for Guarded<T> {
     fn chat(&self, model: ModelHandle, request: &ChatRequest, sink: TokenSinkMut<'_>) -> RResult<Completion, PluginError> {
         self.call("chat", |p| p.chat(model, request, sink))
     }
+    fn generate_ext(
+        &self,
+        model: ModelHandle,
+        request: &GenerateRequest,
+        extras: &SamplingExtras,
+        sink: TokenSinkMut<'_>,
+    ) -> RResult<Completion, PluginError> {
+        self.call("generate_ext", |p| p.generate_ext(model, request, extras, sink))
+    }
+    fn chat_ext(
+        &self,
+        model: ModelHandle,
+        request: &ChatRequest,
+        extras: &SamplingExtras,
+        sink: TokenSinkMut<'_>,
+    ) -> RResult<Completion, PluginError> {
+        self.call("chat_ext", |p| p.chat_ext(model, request, extras, sink))
+    }
 }
 
 impl<T: EmbeddingPlugin> EmbeddingPlugin for Guarded<T> {

@@ -200,6 +200,12 @@ pub(crate) struct ServeArgs {
     /// Longest audio `/v1/audio/transcriptions` accepts, in seconds.
     #[arg(long, default_value_t = 600.0, value_parser = positive_secs)]
     pub(crate) max_audio_secs: f64,
+    /// Let `POST /download/start` fetch from loopback and private-network addresses.
+    #[arg(long)]
+    pub(crate) allow_private_downloads: bool,
+    /// Largest file `POST /download/start` accepts, in bytes.
+    #[arg(long, default_value_t = 64 << 30)]
+    pub(crate) max_download_bytes: u64,
     /// Web origins (scheme://host[:port]) allowed to call the API from a browser, comma-separated;
     /// `*` allows any. Pages from other origins are refused (403), as Ollama's OLLAMA_ORIGINS does.
     #[arg(long, env = "RUSTAI_ORIGINS", value_delimiter = ',')]

@@ -37,6 +37,8 @@ pub enum RejectReason {
     },
     /// The dynamic loader refused the file.
     LoadFailed(String),
+    /// The library image is truncated or corrupt (found before `dlopen`, which would crash on it).
+    Corrupt(String),
     /// A shared library without RustAI's root module.
     NotAPlugin,
     /// Built against an incompatible `rustai-abi` version.
@@ -80,6 +82,10 @@ impl fmt::Display for RejectReason {
                 write!(f, "not a shared library (the file starts like {looks_like})")
             }
             Self::LoadFailed(e) => write!(f, "the dynamic loader refused it: {e}"),
+            Self::Corrupt(e) => write!(
+                f,
+                "the library is truncated or corrupt (checked before loading; a half-copied file is tried again when it changes): {e}"
+            ),
             Self::NotAPlugin => write!(
                 f,
                 "a shared library, but not a RustAI plugin (it exports no rustai root module; \
@@ -169,7 +175,7 @@ fn check_image(path: &Path) -> Result<(), RejectReason> {
     use object::{Object, ObjectSection, ObjectSegment};
     let data = fs::read(path).map_err(|e| RejectReason::Unreadable(e.to_string()))?;
     let len = data.len() as u64;
-    let broken = |what: String| RejectReason::LoadFailed(format!("the library is truncated or corrupt: {what}"));
+    let broken = RejectReason::Corrupt;
     let file = object::File::parse(&*data).map_err(|e| broken(e.to_string()))?;
     for segment in file.segments() {
         let (offset, size) = segment.file_range();
@@ -266,8 +272,21 @@ fn valid_id(id: &str) -> bool {
 
 /// Load and check the plugin at `path`.
 pub(crate) fn load(path: &Path, shadow_dir: &Path, trust: &TrustCheck) -> Result<Loaded, RejectReason> {
+    // A symlinked plugin is loaded from its target, so the target and its folder are checked too.
+    let target = if path.is_symlink() {
+        Some(std::fs::canonicalize(path).map_err(|e| {
+            let to = std::fs::read_link(path).map_or_else(|_| "?".to_owned(), |t| t.display().to_string());
+            RejectReason::Unreadable(format!("it is a symbolic link to {to}, which cannot be read ({e})"))
+        })?)
+    } else {
+        None
+    };
     if trust.check_permissions {
-        for location in [path.parent().unwrap_or(Path::new(".")), path] {
+        let mut locations = vec![path.parent().unwrap_or(Path::new(".")), path];
+        if let Some(t) = &target {
+            locations.extend([t.parent().unwrap_or(Path::new("/")), t.as_path()]);
+        }
+        for location in locations {
             if let Some(why) = crate::trust::unsafe_location(location) {
                 return Err(RejectReason::UnsafeLocation(why));
             }

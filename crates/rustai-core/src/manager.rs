@@ -277,7 +277,8 @@ impl PluginManager {
         let events = &self.inner.events;
         let existing = read(&self.inner.state).plugins.iter().find(|p| p.path == path).cloned();
 
-        if !path.exists() {
+        // A dangling symlink is still there (and gets rejected with its reason), not removed.
+        if path.symlink_metadata().is_err() {
             {
                 let mut state = write(&self.inner.state);
                 state.rejected.retain(|r| r.path != path);
@@ -377,8 +378,9 @@ impl PluginManager {
         match existing {
             Some(old) => {
                 let detail = format!("replaces version {}; it retires after its last request", old.version());
-                drop(old);
+                // Announce the new version before the old one can retire (dropping `old` may be its last hold).
                 events.emit(EventKind::Reloaded, &path, Some(&id), Some(&version), Some(detail));
+                drop(old);
                 SyncOutcome::Reloaded(plugin)
             }
             None => {
@@ -470,7 +472,10 @@ pub(crate) fn plugin_files(dir: &Path) -> Result<Vec<PathBuf>> {
             let path = e.path().unwrap_or(dir).to_path_buf();
             Error::io(path, e.into_io_error().unwrap_or_else(|| std::io::Error::other("walk failed")))
         })?;
-        if entry.file_type().is_file() && is_candidate(entry.path()) {
+        // Symlinks count too (people link their own builds in); the loader follows them and
+        // checks the target, and a dangling link is reported, not skipped.
+        let kind = entry.file_type();
+        if (kind.is_file() || kind.is_symlink()) && is_candidate(entry.path()) {
             files.push(entry.into_path());
         }
     }

@@ -79,7 +79,7 @@ impl PluginManager {
             }
         }
         // Removals first: after `mv a.so b.so`, b's plugin id is free again only once a is retired.
-        let (gone, present): (Vec<_>, Vec<_>) = files.into_iter().partition(|f| !f.exists());
+        let (gone, present): (Vec<_>, Vec<_>) = files.into_iter().partition(|f| f.symlink_metadata().is_err());
         for file in gone.iter().chain(&present) {
             self.sync_path(file);
         }

@@ -97,31 +97,43 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DownloadError + '_ {
 }
 
 /// Fetch `req` into `dir`; `progress(bytes_so_far, total)` is called as data arrives.
-/// Returns the final path.
+/// Returns the final path. A file larger than `max_bytes` is abandoned (and its partial
+/// file removed). File work runs off the async threads; the final name is taken only if
+/// it is still free (never replacing a file that appeared meanwhile).
 pub async fn fetch(
     client: &reqwest::Client,
     req: &DownloadRequest,
     dir: &Path,
+    max_bytes: u64,
     mut progress: impl FnMut(u64, Option<u64>) + Send,
 ) -> Result<PathBuf, DownloadError> {
     let name = req.file_name()?;
     let dest = dir.join(&name);
-    if dest.exists() {
+    if tokio::fs::try_exists(&dest).await.unwrap_or(false) {
         return Err(DownloadError::Invalid(format!("{name} already exists in the model folder")));
     }
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    tokio::fs::create_dir_all(dir).await.map_err(io(dir))?;
     let partial = dir.join(format!(".{name}.partial"));
-    // Resume: hash what is already there, ask for the rest.
-    let mut hasher = Sha256::new();
-    let mut have = 0u64;
-    if let Ok(mut f) = std::fs::File::open(&partial) {
-        have = std::io::copy(&mut f, &mut HashWriter(&mut hasher)).map_err(io(&partial))?;
-    }
+    // Resume: hash what is already there (on the blocking pool: it may be gigabytes), ask for the rest.
+    let (mut hasher, mut have) = {
+        let existing = partial.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<(Sha256, u64)> {
+            let mut hasher = Sha256::new();
+            let have = match std::fs::File::open(&existing) {
+                Ok(mut f) => std::io::copy(&mut f, &mut HashWriter(&mut hasher))?,
+                Err(_) => 0,
+            };
+            Ok((hasher, have))
+        })
+        .await
+        .map_err(|e| DownloadError::Transfer(e.to_string()))?
+        .map_err(io(&partial))?
+    };
     let mut request = client.get(&req.url);
     if have > 0 {
         request = request.header(reqwest::header::RANGE, format!("bytes={have}-"));
     }
-    let response = request.send().await.map_err(|e| DownloadError::Transfer(e.to_string()))?;
+    let response = request.send().await.map_err(|e| DownloadError::Transfer(error_chain(&e)))?;
     let status = response.status();
     let resumed = status == reqwest::StatusCode::PARTIAL_CONTENT;
     if status == reqwest::StatusCode::RANGE_NOT_SATISFIABLE && have > 0 {
@@ -133,7 +145,7 @@ pub async fn fetch(
             .and_then(|v| v.rsplit('/').next())
             .and_then(|n| n.trim().parse::<u64>().ok());
         if total != Some(have) {
-            let _ = std::fs::remove_file(&partial);
+            let _ = tokio::fs::remove_file(&partial).await;
             return Err(DownloadError::Transfer("the remote file changed since the partial download; retry to start over".into()));
         }
     } else if !status.is_success() {
@@ -143,36 +155,74 @@ pub async fn fetch(
         hasher = Sha256::new();
         have = 0;
     }
-    let total = response.content_length().map(|n| n + have);
-    let mut file = std::fs::OpenOptions::new()
+    let total = response.content_length().map(|n| n.saturating_add(have));
+    let too_big = |n: u64| DownloadError::Invalid(format!("the file is larger than the limit of {max_bytes} bytes ({n} bytes or more)"));
+    if let Some(t) = total.filter(|t| *t > max_bytes) {
+        return Err(too_big(t));
+    }
+    let mut file = tokio::fs::OpenOptions::new()
         .create(true)
         .append(resumed)
         .write(true)
         .truncate(!resumed && status != reqwest::StatusCode::RANGE_NOT_SATISFIABLE)
         .open(&partial)
+        .await
         .map_err(io(&partial))?;
     if status.is_success() {
+        use tokio::io::AsyncWriteExt;
         let mut body = response.bytes_stream();
         progress(have, total);
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| DownloadError::Transfer(e.to_string()))?;
-            file.write_all(&chunk).map_err(io(&partial))?;
-            hasher.update(&chunk);
+            let chunk = chunk.map_err(|e| DownloadError::Transfer(error_chain(&e)))?;
             have += chunk.len() as u64;
+            if have > max_bytes {
+                drop(file);
+                let _ = tokio::fs::remove_file(&partial).await;
+                return Err(too_big(have));
+            }
+            file.write_all(&chunk).await.map_err(io(&partial))?;
+            hasher.update(&chunk);
             progress(have, total);
         }
     }
-    file.sync_all().map_err(io(&partial))?;
+    file.sync_all().await.map_err(io(&partial))?;
     drop(file);
     let actual = format!("{:x}", hasher.finalize());
     if let Some(expected) = &req.sha256 {
         if !expected.eq_ignore_ascii_case(&actual) {
-            let _ = std::fs::remove_file(&partial);
+            let _ = tokio::fs::remove_file(&partial).await;
             return Err(DownloadError::Digest { expected: expected.to_lowercase(), actual });
         }
     }
-    std::fs::rename(&partial, &dest).map_err(io(&dest))?;
+    // No-replace: a hard link fails if the name was taken meanwhile (a plain rename would
+    // silently replace that file).
+    let (from, to) = (partial.clone(), dest.clone());
+    tokio::task::spawn_blocking(move || {
+        std::fs::hard_link(&from, &to)?;
+        std::fs::remove_file(&from)
+    })
+    .await
+    .map_err(|e| DownloadError::Transfer(e.to_string()))?
+    .map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            DownloadError::Invalid(format!("{name} appeared in the model folder during the download; kept the existing file"))
+        } else {
+            DownloadError::Io { path: dest.clone(), source: e }
+        }
+    })?;
     Ok(dest)
+}
+
+/// An error with its causes (reqwest's own message hides why a connection failed).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 struct HashWriter<'a>(&'a mut Sha256);

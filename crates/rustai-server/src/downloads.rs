@@ -33,7 +33,12 @@ pub(crate) struct Job {
     error: Option<String>,
 }
 
-/// Every download since start.
+/// Downloads running at once, at most.
+pub(crate) const MAX_RUNNING: usize = 2;
+/// Finished downloads remembered for `GET /download/{id}` (the oldest are forgotten).
+pub(crate) const MAX_REMEMBERED: usize = 64;
+
+/// Running downloads and the most recent finished ones.
 #[derive(Debug, Default)]
 pub(crate) struct Downloads {
     jobs: Mutex<HashMap<String, Job>>,
@@ -50,6 +55,7 @@ impl Downloads {
 
 pub(crate) async fn start(State(state): State<AppState>, Body(req): Body<DownloadRequest>) -> ApiResult<(StatusCode, Json<Value>)> {
     let name = req.file_name().map_err(|e| ApiError::bad_request(e.to_string()))?;
+    crate::egress::check_start(&req.url, state.config.allow_private_downloads).map_err(ApiError::bad_request)?;
     let dir = state
         .engine
         .registry()
@@ -65,16 +71,29 @@ pub(crate) async fn start(State(state): State<AppState>, Body(req): Body<Downloa
         if jobs.values().any(|j| j.name == name && j.status == "running") {
             return Err(ApiError::new(StatusCode::CONFLICT, format!("{name} is already being downloaded")));
         }
+        if jobs.values().filter(|j| j.status == "running").count() >= MAX_RUNNING {
+            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{MAX_RUNNING} downloads are running; try again when one ends")));
+        }
+        // Forget the oldest finished jobs: the map never grows past its bound.
+        let mut finished: Vec<(u64, String)> =
+            jobs.values().filter(|j| j.status != "running").map(|j| (j.id[3..].parse().unwrap_or(0), j.id.clone())).collect();
+        if finished.len() >= MAX_REMEMBERED {
+            finished.sort_unstable();
+            for (_, old) in finished.iter().take(finished.len() + 1 - MAX_REMEMBERED) {
+                jobs.remove(old);
+            }
+        }
         let url = crate::download::redacted(&req.url).to_owned();
         let job = Job { id: id.clone(), url, name, status: "running", bytes: 0, total: None, error: None };
         jobs.insert(id.clone(), job);
     }
-    let client = state.http.clone();
+    let client = state.download_http.clone();
+    let max_bytes = state.config.max_download_bytes;
     let registry = state.engine.registry().clone();
     let job_id = id.clone();
     tokio::spawn(async move {
         let progress = |bytes, total| downloads.update(&job_id, |j| (j.bytes, j.total) = (bytes, total));
-        let result = fetch(&client, &req, &dir, progress).await;
+        let result = fetch(&client, &req, &dir, max_bytes, progress).await;
         match result {
             Ok(path) => {
                 tracing::info!(file = %path.display(), "download complete");

@@ -29,6 +29,7 @@ mod auth;
 mod convert;
 pub mod download;
 mod downloads;
+mod egress;
 mod embed;
 pub mod error;
 mod extract;
@@ -80,8 +81,14 @@ pub struct ServerConfig {
     pub stall_timeout: Duration,
     /// A client that sends no request header bytes, or no body bytes, for this long is disconnected.
     pub read_timeout: Duration,
+    /// Kernel send buffer per connection, bytes (fixed, so a client that stops reading pins little memory).
+    pub send_buffer: usize,
     /// Longest audio `/v1/audio/transcriptions` accepts, in seconds.
     pub max_audio_secs: f64,
+    /// Let `/download/start` fetch from loopback and private addresses (off: such URLs are refused).
+    pub allow_private_downloads: bool,
+    /// Largest file `/download/start` accepts, bytes.
+    pub max_download_bytes: u64,
     /// Browser origins allowed to call the API (`*` = any); others get 403.
     pub allowed_origins: Vec<String>,
     /// Host names accepted in the `Host` header besides loopback and the listen address (`*` = any).
@@ -101,7 +108,10 @@ impl Default for ServerConfig {
             upstream: None,
             stall_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(30),
+            send_buffer: 128 << 10,
             max_audio_secs: 600.0,
+            allow_private_downloads: false,
+            max_download_bytes: 64 << 30,
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
         }
@@ -181,9 +191,10 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let grace = config.shutdown_grace;
     let read_timeout = config.read_timeout;
+    let send_buffer = config.send_buffer;
     let app = router(engine, config);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = listen::run(listener, app, read_timeout, async move {
+    let server = listen::run(listener, app, read_timeout, send_buffer, async move {
         shutdown.await;
         let _ = tx.send(());
     });

@@ -21,6 +21,7 @@ pub(crate) async fn run(
     listener: TcpListener,
     app: Router,
     read_timeout: Duration,
+    send_buffer: usize,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
@@ -39,6 +40,10 @@ pub(crate) async fn run(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        // A fixed send buffer: the kernel memory a connection that stops reading can pin stays
+        // small (autotuning grows it to megabytes), and such a client is noticed after a bounded
+        // amount of output (see `stream.rs`).
+        let _ = socket2::SockRef::from(&stream).set_send_buffer_size(send_buffer);
         let app = app.clone();
         let service = ServiceFn { app, peer };
         let mut builder = hyper::server::conn::http1::Builder::new();

@@ -47,8 +47,10 @@ pub(crate) struct AppState {
     pub(crate) admission: Arc<crate::admission::Admission>,
     pub(crate) limiter: Option<Arc<crate::limit::Limiter>>,
     pub(crate) downloads: Arc<crate::downloads::Downloads>,
-    /// Outgoing HTTP (downloads, upstream).
+    /// Outgoing HTTP to the configured upstream.
     pub(crate) http: reqwest::Client,
+    /// Outgoing HTTP for downloads: internal addresses refused unless allowed (see `egress`).
+    pub(crate) download_http: reqwest::Client,
     /// sha256 of model files, by (path, size, mtime); each computed once even when asked for at once.
     digests: Arc<Mutex<HashMap<FileKey, Arc<std::sync::OnceLock<String>>>>>,
 }
@@ -57,6 +59,7 @@ impl AppState {
     pub(crate) fn new(engine: Engine, config: ServerConfig) -> Self {
         let admission = Arc::new(crate::admission::Admission::new(config.parallel, config.max_queue));
         let limiter = crate::limit::limiter(config.rate_limit_per_minute).map(Arc::new);
+        let download_http = crate::egress::download_client(config.allow_private_downloads);
         Self {
             engine,
             config: Arc::new(config),
@@ -72,6 +75,7 @@ impl AppState {
                 .read_timeout(std::time::Duration::from_secs(120))
                 .build()
                 .unwrap_or_default(),
+            download_http,
             digests: Arc::default(),
         }
     }

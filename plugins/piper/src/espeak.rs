@@ -5,7 +5,8 @@
 //! `espeak_TextToPhonemes` in IPA mode, called repeatedly on one text pointer:
 //! each call translates one clause (up to `.`, `,`, `?`, `;`, ...) and advances
 //! the pointer. espeak-ng keeps global state and is not thread-safe, so every
-//! call goes through one process-wide [`Mutex`].
+//! call holds this copy's [`Mutex`] and the process-wide [`ProcessLock`] (a hot
+//! reload puts a second copy of this plugin, with its own statics, in the process).
 //!
 //! `espeak_TextToPhonemes` drops the punctuation that ended a clause; we look
 //! at the text it consumed to put it back (as Piper does) and to know where
@@ -17,6 +18,8 @@ use std::{
 };
 
 use rustai_abi::{ErrorKind, PluginError};
+
+use crate::process_lock::ProcessLock;
 use unicode_normalization::UnicodeNormalization;
 
 /// `AUDIO_OUTPUT_SYNCHRONOUS`: no audio device is opened.
@@ -150,6 +153,9 @@ pub(crate) fn phonemize(voice: &str, text: &str) -> Result<Vec<Sentence>, Plugin
     let mut sentences = Vec::new();
     let mut current = String::new();
     let mut espeak = ESPEAK.lock().unwrap_or_else(|p| p.into_inner());
+    let _process = ProcessLock::acquire("espeak");
+    // Another copy of this plugin may have selected another voice since our last call.
+    espeak.voice = None;
     espeak.ensure_voice(voice)?;
 
     let start = c_text.as_ptr().cast::<c_void>();

@@ -8,7 +8,9 @@
 //! - [`runtime`]: finds `libonnxruntime` at run time (`ort`'s `load-dynamic`) and
 //!   starts the one ONNX Runtime environment of the process.
 //! - [`espeak`]: text → IPA phonemes, clause by clause, through espeak-ng's C
-//!   library, behind a global lock (espeak-ng is not thread-safe).
+//!   library, behind a process-wide lock (espeak-ng is not thread-safe).
+//! - `process_lock`: that lock, shared by every copy of this plugin in the process
+//!   (a hot reload loads a second copy while the first finishes).
 //! - [`voice`]: the `.onnx.json` (sample rate, scales, speakers, phoneme ids).
 //! - [`synth`]: the ONNX session and sentence-by-sentence streaming synthesis.
 //!
@@ -21,6 +23,7 @@
 //! failure to load the plugin.
 
 mod espeak;
+mod process_lock;
 mod runtime;
 mod synth;
 mod voice;

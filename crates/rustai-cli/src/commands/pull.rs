@@ -21,7 +21,7 @@ pub(crate) fn run(cli: &Cli, args: &PullArgs) -> Result<()> {
     );
     bar.set_message(req.file_name()?);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let result = rt.block_on(fetch(&reqwest::Client::new(), &req, &dir, |have, total| {
+    let result = rt.block_on(fetch(&reqwest::Client::new(), &req, &dir, u64::MAX, |have, total| {
         if let Some(t) = total {
             bar.set_length(t);
         }

@@ -89,6 +89,8 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
         stall_timeout: Duration::from_secs_f64(args.stall_timeout),
         read_timeout: Duration::from_secs_f64(args.read_timeout),
         max_audio_secs: args.max_audio_secs,
+        allow_private_downloads: args.allow_private_downloads,
+        max_download_bytes: args.max_download_bytes,
         allowed_origins: args.allowed_origins.clone(),
         allowed_hosts: args.allowed_hosts.clone(),
         ..ServerConfig::default()
