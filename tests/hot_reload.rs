@@ -172,3 +172,25 @@ fn touching_a_file_without_changing_it_does_not_reload() {
     assert!(matches!(manager.sync_path(&path), rustai_core::SyncOutcome::Unchanged));
     assert_eq!(manager.get("echo").unwrap().generation(), generation);
 }
+
+#[test]
+fn a_truncated_file_is_tried_once_per_change_not_in_a_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = PluginManager::from_dirs([dir.path()]).unwrap();
+    let mut events = manager.subscribe();
+    let _watch = manager.watch_with(Duration::from_millis(100)).unwrap();
+    let good = std::fs::read(fixture("fixture_echo")).unwrap();
+    std::fs::write(dir.path().join(dylib_name("half")), &good[..good.len() / 2]).unwrap();
+    wait_for_event(&mut events, WAIT, |e| e.kind == EventKind::Rejected);
+    // Nothing changes now: the rejection must not repeat (it used to, about 8 times a second,
+    // because reading the file to check it woke the watcher again).
+    std::thread::sleep(Duration::from_secs(2));
+    let mut again = 0;
+    while let Ok(e) = events.try_recv() {
+        again += usize::from(e.kind == EventKind::Rejected);
+    }
+    assert_eq!(again, 0, "the unchanged file was rejected {again} more times");
+    // A real change is noticed: the complete file loads.
+    install(&fixture("fixture_echo"), dir.path(), &dylib_name("half"));
+    wait_for_event(&mut events, WAIT, |e| e.kind == EventKind::Active || e.kind == EventKind::Loaded);
+}

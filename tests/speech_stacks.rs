@@ -67,8 +67,10 @@ fn stack_child() {
             temperature: 0.0,
         })
         .expect("transcribes");
+    // Piper's model samples noise (durations and timbre), so the audio differs run to run:
+    // at most one misheard word of the nine (seen once in CI: "quick" heard as "quit").
     let wer = word_error_rate(FOX, &heard.text);
-    assert!(wer <= 0.10, "heard {:?} (WER {wer:.2})", heard.text);
+    assert!(wer <= 1.0 / 9.0 + 1e-9, "heard {:?} (WER {wer:.2})", heard.text);
 
     let after = smol.generate(&ask, |_| true).expect("generates after the others ran").text.to_string();
     assert_eq!(before, after, "greedy output is unchanged after whisper.cpp and ONNX Runtime ran");

@@ -317,6 +317,24 @@ def test_cross_site_requests_and_dns_rebinding_are_refused(target):
     still_serving(target)
 
 
+def test_downloads_cannot_reach_into_this_machine(target):
+    url = target.url
+    # An IP literal is refused at once; a name that resolves to loopback fails when connecting.
+    r = httpx.post(url + "/download/start", json={"url": url + "/x.gguf"})
+    assert r.status_code == 400 and "--allow-private-downloads" in r.text, r.text
+    r = httpx.post(url + "/download/start", json={"url": "http://localhost:9/x.gguf"})
+    assert r.status_code == 202, r.text
+    job = r.json()["id"]
+    deadline = time.monotonic() + 30
+    while (st := httpx.get(f"{url}/download/{job}").json())["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert st["status"] == "failed" and "loopback or private" in st["error"], st
+    for bad in [{"url": "file:///etc/passwd"}, {"url": "http://127.0.0.1/models.toml"}, {"url": "gopher://x/y.gguf"}]:
+        assert httpx.post(url + "/download/start", json=bad).status_code == 400
+    target.tried += 5
+    still_serving(target)
+
+
 def raw(url):
     host, port = url.removeprefix("http://").rsplit(":", 1)
     return socket.create_connection((host, int(port)), timeout=10)
@@ -394,6 +412,15 @@ def test_thread_count_is_not_a_reason_to_reload(target):
     # A reload of SmolLM2 takes tens of milliseconds; a pool hit takes microseconds.
     assert max(loads) < 20_000_000, loads
     target.tried += 5
+
+
+def test_values_the_engine_changes_are_reported(target):
+    r = httpx.post(target.url + "/api/generate", json=gen(num_ctx=1_000_000, temperature=0), timeout=120)
+    assert r.status_code == 200, r.text
+    adjustments = r.json()["rustai"]["adjustments"]
+    ctx = [a for a in adjustments if a["field"] == "context_length"]
+    assert ctx and ctx[0]["from"] == "1000000" and "trained" in ctx[0]["reason"], adjustments
+    target.tried += 1
 
 
 def test_unloading_a_streaming_model_keeps_its_memory_counted(target):

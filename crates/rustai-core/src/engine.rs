@@ -297,7 +297,18 @@ impl Engine {
             prefer_cloud: false,
             cache_enabled: true,
         };
-        let (adapted, mut adjustments) = adapt(asked, profile, &rules, state);
+        let (mut adapted, mut adjustments) = adapt(asked, profile, &rules, state);
+        // A context beyond what the model was trained with is cut to it (the plugin would do so
+        // silently): say so, with the true origin.
+        if entry.meta.context_length.is_some() && adapted.context_length > trained {
+            adjustments.push(Adjustment {
+                field: "context_length",
+                from: adapted.context_length.to_string(),
+                to: trained.to_string(),
+                reason: format!("the model was trained with a context of {trained} tokens"),
+            });
+            adapted.context_length = trained;
+        }
         // The design's batch_size (requests batched together) has no per-request knob in the
         // plugins yet, so it is not applied and not reported as applied.
         adjustments.retain(|a| a.field != "batch_size");

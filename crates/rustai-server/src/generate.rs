@@ -78,8 +78,13 @@ pub(crate) async fn start(state: &AppState, job: TextJob) -> ApiResult<Generatio
     // Refused before queueing, loading or any work (the engine checks `sampling` too).
     job.sampling.validate().map_err(rustai_core::Error::from)?;
     job.extras.validate().map_err(rustai_core::Error::from)?;
-    let ticket = state.admission.enter(&id).await?;
-    let (prepared, sampling) = prepare(&state.engine, id, job.load, job.sampling).await?;
+    let mut ticket = state.admission.enter(&id).await?;
+    let (prepared, sampling) = prepare(&state.engine, id.clone(), job.load, job.sampling).await?;
+    if prepared.entry.id != id {
+        // `auto` or a fallback chose another model: queue in that model's lane, so requests for it
+        // by any name share one limit (the first lane is let go once the right one is held).
+        ticket = state.admission.enter(&prepared.entry.id).await?;
+    }
     let model = std::sync::Arc::clone(prepared.lease.model());
     let extras = SamplingExtras { threads: prepared.threads, ..job.extras };
     let stream = match job.input {

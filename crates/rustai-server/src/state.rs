@@ -52,7 +52,7 @@ pub(crate) struct AppState {
     /// Outgoing HTTP for downloads: internal addresses refused unless allowed (see `egress`).
     pub(crate) download_http: reqwest::Client,
     /// sha256 of model files, by (path, size, mtime); each computed once even when asked for at once.
-    digests: Arc<Mutex<HashMap<FileKey, Arc<std::sync::OnceLock<String>>>>>,
+    digests: Arc<DigestCache>,
 }
 
 impl AppState {
@@ -88,15 +88,59 @@ impl AppState {
             return format!("{:x}", sha2::Sha256::digest(entry.id.as_bytes()));
         };
         let key = (path.to_path_buf(), entry.size, entry.modified);
-        // Single flight: concurrent requests for the same file version wait for one hash.
+        self.digests.get(key, || rustai_core::trust::sha256_file(path).unwrap_or_default())
+    }
+}
+
+/// Digests by file version, computed once each: concurrent callers for the same key wait
+/// for one computation (single flight), and a new version of a file replaces the old entry.
+#[derive(Debug, Default)]
+pub(crate) struct DigestCache {
+    map: Mutex<HashMap<FileKey, Arc<std::sync::OnceLock<String>>>>,
+}
+
+impl DigestCache {
+    pub(crate) fn get(&self, key: FileKey, compute: impl FnOnce() -> String) -> String {
         let cell = {
-            let mut map = self.digests.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if !map.contains_key(&key) {
-                // A new version of a file replaces the old one's entry: the cache stays one per file.
                 map.retain(|(p, _, _), _| p != &key.0);
             }
             Arc::clone(map.entry(key).or_default())
         };
-        cell.get_or_init(|| rustai_core::trust::sha256_file(path).unwrap_or_default()).clone()
+        cell.get_or_init(compute).clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[test]
+    fn concurrent_cold_lookups_hash_once_and_versions_replace() {
+        let cache = Arc::new(DigestCache::default());
+        let computed = Arc::new(AtomicUsize::new(0));
+        let key = (PathBuf::from("/m/a.gguf"), 10, None);
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (cache, computed, key) = (Arc::clone(&cache), Arc::clone(&computed), key.clone());
+                std::thread::spawn(move || {
+                    cache.get(key, || {
+                        computed.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                        "abc".to_owned()
+                    })
+                })
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().unwrap(), "abc");
+        }
+        assert_eq!(computed.load(Ordering::SeqCst), 1, "one hash for eight concurrent requests");
+        let newer = (PathBuf::from("/m/a.gguf"), 11, None);
+        assert_eq!(cache.get(newer, || "def".to_owned()), "def");
+        assert_eq!(cache.map.lock().unwrap().len(), 1, "the old version's entry is gone");
     }
 }

@@ -1,7 +1,8 @@
-//! Every header reader on arbitrary bytes: an error or a value, never a panic,
-//! and never an allocation out of proportion to the file (a corrupt count or
-//! length must not become a multi-gigabyte `Vec`). A counting allocator records
-//! the largest single allocation while each reader runs.
+//! Every header reader (`rustai-formats`) and the WAV decoder (`rustai_core::audio`) on
+//! arbitrary bytes: an error or a value, never a panic, and never an allocation out of
+//! proportion to the input (a corrupt count, length or rate must not become a
+//! multi-gigabyte buffer). A counting allocator records the largest single allocation
+//! while each reader runs.
 
 use std::{
     alloc::{GlobalAlloc, Layout, System},
@@ -9,7 +10,10 @@ use std::{
 };
 
 use proptest::prelude::*;
-use rustai_formats::{ct2::Ct2Model, gguf::GgufHeader, onnx::OnnxHeader, safetensors::SafetensorsHeader, whisper::WhisperHeader};
+use rustai_core::{
+    audio::{decode_wav, decode_wav_max},
+    formats::{ct2::Ct2Model, gguf::GgufHeader, onnx::OnnxHeader, safetensors::SafetensorsHeader, whisper::WhisperHeader},
+};
 
 struct Counting;
 
@@ -92,7 +96,7 @@ proptest! {
 
     #[test]
     fn whisper(bytes in file_bytes()) {
-        let _ = rustai_formats::whisper::is_whisper_ggml(&bytes);
+        let _ = rustai_core::formats::whisper::is_whisper_ggml(&bytes);
         with_file(&bytes, "ggml-m.bin", |p| { let _ = WhisperHeader::read(p); });
     }
 
@@ -101,5 +105,59 @@ proptest! {
         LARGEST.store(0, Ordering::Relaxed);
         let _ = Ct2Model::from_bytes(&bytes);
         prop_assert!(LARGEST.load(Ordering::Relaxed) <= BOUND);
+    }
+}
+
+/// A RIFF/WAVE header with the given fields, then `data`.
+fn wav(format: u16, channels: u16, rate: u32, bits: u16, data_len: u32, data: &[u8]) -> Vec<u8> {
+    let block = channels.wrapping_mul(bits / 8);
+    let mut v = Vec::new();
+    v.extend_from_slice(b"RIFF");
+    v.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    v.extend_from_slice(b"WAVEfmt ");
+    v.extend_from_slice(&16u32.to_le_bytes());
+    v.extend_from_slice(&format.to_le_bytes());
+    v.extend_from_slice(&channels.to_le_bytes());
+    v.extend_from_slice(&rate.to_le_bytes());
+    v.extend_from_slice(&rate.wrapping_mul(u32::from(block)).to_le_bytes());
+    v.extend_from_slice(&block.to_le_bytes());
+    v.extend_from_slice(&bits.to_le_bytes());
+    v.extend_from_slice(b"data");
+    v.extend_from_slice(&data_len.to_le_bytes());
+    v.extend_from_slice(data);
+    v
+}
+
+/// Output of at most 16 kHz for at most the seconds the input can hold, plus slack.
+fn audio_bound(input: usize) -> usize {
+    (64 << 20).max(input * 64)
+}
+
+fn check_wav(bytes: &[u8]) {
+    LARGEST.store(0, Ordering::Relaxed);
+    let _ = decode_wav_max(bytes, 600.0);
+    let largest = LARGEST.load(Ordering::Relaxed);
+    assert!(largest <= audio_bound(bytes.len()), "one allocation of {largest} bytes for {} input bytes", bytes.len());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, .. ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+        check_wav(&bytes);
+        let _ = decode_wav(&bytes);
+    }
+
+    #[test]
+    fn arbitrary_headers(
+        format in prop::sample::select(vec![1u16, 3, 2, 0xfffe, 0]),
+        channels in 0u16..70,
+        rate in prop::sample::select(vec![0u32, 1, 1000, 8000, 16000, 44100, 96000, 384000, 1_000_000, u32::MAX]),
+        bits in prop::sample::select(vec![0u16, 4, 8, 16, 24, 32, 64]),
+        data_len in any::<u32>(),
+        data in prop::collection::vec(any::<u8>(), 0..4096),
+    ) {
+        check_wav(&wav(format, channels, rate, bits, data_len, &data));
     }
 }
