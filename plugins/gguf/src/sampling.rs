@@ -97,8 +97,17 @@ impl Sampler {
         let n_vocab = model.model.n_vocab();
         let mut chain = Vec::new();
         if let Some(g) = grammar(p)? {
-            chain.push(LlamaSampler::grammar(&model.model, &g, "root").map_err(|e| {
-                PluginError::invalid_input(format!("invalid grammar: {e} (llama.cpp could not parse it)"))
+            let from_schema = p.grammar.is_none();
+            chain.push(LlamaSampler::grammar(&model.model, &g, "root").map_err(|_| {
+                PluginError::invalid_input(if from_schema {
+                    "the JSON schema cannot become a usable grammar (a `$ref` cycle that never reaches a value, \
+                     or constraints nothing can satisfy)"
+                        .to_owned()
+                } else {
+                    "invalid grammar: llama.cpp could not parse it (check rule names, quotes and brackets, \
+                     and that no rule refers to itself before consuming input)"
+                        .to_owned()
+                })
             })?);
         }
         if !x.logit_bias.is_empty() {
