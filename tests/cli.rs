@@ -179,7 +179,10 @@ fn embed_speak_transcribe_and_select_from_the_command_line() {
     let (_, stderr) = run_ok(&["speak", "The quick brown fox jumps over the lazy dog.", "-o", wav]);
     assert!(stderr.contains("22050 Hz"), "{stderr}");
     let (stdout, _) = run_ok(&["transcribe", wav]);
-    assert!(stdout.to_lowercase().contains("quick brown fox"), "{stdout}");
+    // Piper samples noise, so the audio varies run to run: allow one misheard word of nine
+    // (seen under the parallel test load: "quick" heard as "quit").
+    let wer = test_support::word_error_rate("The quick brown fox jumps over the lazy dog.", &stdout);
+    assert!(wer <= 1.0 / 9.0 + 1e-9, "{stdout} (WER {wer:.2})");
     let junk = dir.path().join("junk.wav");
     std::fs::write(&junk, "not audio").unwrap();
     let out = rustai().args(["transcribe", junk.to_str().unwrap()]).output().unwrap();
