@@ -19,10 +19,15 @@
 //!   wraps every call in `catch_unwind`, so a panic never unwinds across the ABI.
 //!
 //! ## Versioning
-//! The crate version *is* the ABI version ([`API_VERSION`]). A plugin built
-//! against `0.1.x` loads in any `0.1.y` host; a new trait method appended after
-//! the `#[sabi(last_prefix_field)]` marker is a compatible (minor) change, any
-//! other change to a type here is a breaking one. See `docs/plugin-guide.md`.
+//! The crate version *is* the ABI version ([`API_VERSION`]). A new trait method
+//! appended after the `#[sabi(last_prefix_field)]` marker, with a default body, or
+//! a new type, is a compatible change (patch level for 0.x); any other change to a
+//! type here is a breaking one (minor level for 0.x). Compatible in abi_stable's
+//! sense: a host loads plugins built against the same or a *newer* `0.1.z` (it
+//! ignores methods it does not know); a plugin built against an older `0.1.z`
+//! whose traits this host has since extended is refused with the mismatch named,
+//! and must be rebuilt. 0.1.1 added [`SamplingExtras`] and
+//! [`LlmPlugin::generate_ext`] / [`LlmPlugin::chat_ext`]. See `docs/plugin-guide.md`.
 
 pub mod error;
 pub mod export;

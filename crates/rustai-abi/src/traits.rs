@@ -92,9 +92,9 @@ pub trait LlmPlugin: Send + Sync {
     #[sabi(last_prefix_field)]
     fn chat(&self, model: ModelHandle, request: &ChatRequest, sink: TokenSinkMut<'_>) -> RResult<Completion, PluginError>;
 
-    /// [`LlmPlugin::generate`] with the sampling options added in 0.1.1. The default
-    /// (also what a host gets from a plugin built before 0.1.1) serves requests that
-    /// leave them at their defaults and refuses the others, naming the option.
+    /// [`LlmPlugin::generate`] with the sampling options added in 0.1.1. The default (for a
+    /// plugin that does not implement them, such as the remote providers) serves requests
+    /// that leave them at their defaults and refuses the others, naming the option.
     fn generate_ext(
         &self,
         model: ModelHandle,
@@ -125,7 +125,7 @@ pub trait LlmPlugin: Send + Sync {
 
 /// The error for a sampling option a plugin does not implement.
 fn unsupported_extra(field: &str) -> PluginError {
-    PluginError::unsupported(format!("`{field}` is not supported by this model's plugin (it predates rustai-abi 0.1.1)"))
+    PluginError::unsupported(format!("`{field}` is not supported by this model's plugin"))
 }
 
 /// Text embeddings.

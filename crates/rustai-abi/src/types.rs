@@ -281,8 +281,8 @@ pub struct LogitBias {
 
 /// Sampling options added in ABI 0.1.1, passed to [`crate::LlmPlugin::generate_ext`]
 /// and [`crate::LlmPlugin::chat_ext`]. The defaults change nothing, so a host may
-/// always send them; a plugin built before 0.1.1 lacks those methods, and the
-/// host then refuses a request that sets any of them (never ignores it).
+/// always send them; a plugin that does not implement those methods refuses a
+/// request that sets any of them (never ignores it).
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq)]
 pub struct SamplingExtras {
@@ -301,8 +301,8 @@ pub struct SamplingExtras {
     /// Per-token logit biases.
     pub logit_bias: RVec<LogitBias>,
     /// CPU threads for this request; 0 = the model's load-time setting. A thread count
-    /// is per request, never a reason to load a model again. (Plugins from before 0.1.1
-    /// use their load-time setting.)
+    /// is per request, never a reason to load a model again. (A plugin that does not
+    /// implement the `_ext` methods uses its load-time setting.)
     pub threads: u32,
 }
 

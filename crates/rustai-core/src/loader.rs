@@ -98,7 +98,8 @@ impl fmt::Display for RejectReason {
             ),
             Self::AbiMismatch(summary) => write!(
                 f,
-                "its interface types do not match this host's (built against a different rustai-abi?): {summary}"
+                "its interface types do not match this host's (built against a different rustai-abi? a plugin built \
+                 against an older rustai-abi whose types this host has since extended must be rebuilt against {API_VERSION}): {summary}"
             ),
             Self::BadId(e) => write!(f, "invalid plugin id: {e}"),
             Self::DuplicateId { id, loaded_from } => {
@@ -252,12 +253,18 @@ fn abi_errors(report: &str) -> Vec<String> {
     errors
 }
 
-/// Whether the plugin's API version is satisfied by this host (caret semver).
+/// Whether the plugin's API version can work with this host: the same major version (for
+/// 0.x, the same minor), patch levels in either direction. What else must hold is decided by
+/// abi_stable's layout check, which runs first: a plugin may be built against a newer interface
+/// than the host's (the host ignores trait methods appended after the prefix marker), but not
+/// against an older one whose types the host has since extended (it is then refused as an
+/// interface mismatch, and must be rebuilt).
 pub(crate) fn api_compatible(plugin_api: &str) -> Result<(), RejectReason> {
     let incompatible = || RejectReason::IncompatibleApi { plugin: plugin_api.to_owned(), host: API_VERSION.to_owned() };
-    let req = semver::VersionReq::parse(&format!("^{plugin_api}")).map_err(|_| incompatible())?;
+    let plugin = semver::Version::parse(plugin_api).map_err(|_| incompatible())?;
     let host = semver::Version::parse(API_VERSION).map_err(|_| incompatible())?;
-    if req.matches(&host) {
+    let same_line = plugin.major == host.major && (host.major > 0 || plugin.minor == host.minor);
+    if same_line && plugin.pre.is_empty() {
         Ok(())
     } else {
         Err(incompatible())
@@ -340,8 +347,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn api_versions_follow_caret_semver() {
+    fn api_versions_match_on_the_breaking_part_only() {
+        let host = semver::Version::parse(API_VERSION).unwrap();
         assert!(api_compatible(API_VERSION).is_ok());
+        // Newer and older patch levels pass here; abi_stable's layout check decides between them.
+        assert!(api_compatible(&format!("{}.{}.{}", host.major, host.minor, host.patch + 7)).is_ok());
+        assert!(api_compatible(&format!("{}.{}.0", host.major, host.minor)).is_ok());
+        assert!(matches!(api_compatible(&format!("{}.{}.0", host.major, host.minor + 1)), Err(RejectReason::IncompatibleApi { .. })));
         assert!(matches!(api_compatible("99.0.0"), Err(RejectReason::IncompatibleApi { .. })));
         assert!(matches!(api_compatible("not-a-version"), Err(RejectReason::IncompatibleApi { .. })));
     }
