@@ -17,6 +17,7 @@ use rustai_abi::{
 
 use crate::{
     error::{Error, Result},
+    llm::CancelToken,
     manager::{LoadedPlugin, PluginManager},
 };
 
@@ -159,11 +160,19 @@ impl TtsModel {
 
     /// Synthesize `request` into one buffer of samples.
     pub fn synthesize(&self, request: &SpeakRequest) -> Result<(SpeechInfo, Vec<f32>)> {
+        self.synthesize_until(request, &CancelToken::new())
+    }
+
+    /// [`Self::synthesize`], stopping between chunks once `cancel` is set ([`Error::Cancelled`]).
+    pub fn synthesize_until(&self, request: &SpeakRequest, cancel: &CancelToken) -> Result<(SpeechInfo, Vec<f32>)> {
         let mut pcm = Vec::new();
         let info = self.synthesize_with(request, |chunk| {
             pcm.extend_from_slice(chunk);
-            true
+            !cancel.is_cancelled()
         })?;
+        if cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
         Ok((info, pcm))
     }
 }

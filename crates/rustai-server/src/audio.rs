@@ -197,14 +197,7 @@ pub(crate) async fn speech(State(state): State<AppState>, Body(body): Body<Speec
             }
         };
         let request = SpeakRequest { text: body.input.into(), voice: voice.map(RString::from).into(), speed, noise_scale: ROption::RNone };
-        let mut pcm = Vec::new();
-        let info = m.synthesize_with(&request, |chunk| {
-            pcm.extend_from_slice(chunk);
-            !cancel.is_cancelled()
-        })?;
-        if cancel.is_cancelled() {
-            return Err(rustai_core::Error::Cancelled);
-        }
+        let (info, pcm) = m.synthesize_until(&request, &cancel)?;
         Ok((info.sample_rate, pcm))
     })
     .await

@@ -67,25 +67,24 @@ pub(crate) fn check_gbnf_structure(text: &str) -> Result<(), PluginError> {
                 }
                 i += 2;
             }
-            b'{' => {
-                let end = bytes[i..].iter().position(|&b| b == b'}').map_or(bytes.len(), |p| i + p);
-                for n in text[i + 1..end].split(',') {
-                    let n = n.trim();
-                    if n.is_empty() {
-                        continue;
-                    }
-                    match n.parse::<u64>() {
-                        Ok(v) if v <= MAX_GBNF_REPEAT => {}
-                        _ => return Err(refuse(format!("the grammar repeats `{{{n}}}` times; at most {MAX_GBNF_REPEAT} are allowed"))),
-                    }
-                }
-                i = end;
-            }
+            b'{' => i = repetition(text, i, MAX_GBNF_REPEAT, "the grammar")?,
             _ => {}
         }
         i += 1;
     }
     Ok(())
+}
+
+/// The `{m}`, `{m,}` or `{m,n}` repetition opening at byte `open` of `text`: every count must
+/// be at most `max`. Returns the byte index of the closing `}` (or the end of the text).
+fn repetition(text: &str, open: usize, max: u64, what: &str) -> Result<usize, PluginError> {
+    let end = text.as_bytes()[open..].iter().position(|&b| b == b'}').map_or(text.len(), |p| open + p);
+    for n in text[open + 1..end].split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if n.parse::<u64>().map_or(true, |v| v > max) {
+            return Err(refuse(format!("{what} repeats `{{{n}}}` times; at most {max} are allowed")));
+        }
+    }
+    Ok(end)
 }
 
 /// The counting keywords a schema may bound, whose values become repetitions.
@@ -165,15 +164,7 @@ fn check_pattern(p: &str) -> Result<(), PluginError> {
                     i += if bytes[i] == b'\\' { 2 } else { 1 };
                 }
             }
-            b'{' => {
-                let end = bytes[i..].iter().position(|&b| b == b'}').map_or(bytes.len(), |e| i + e);
-                for n in p[i + 1..end].split(',').map(str::trim).filter(|n| !n.is_empty()) {
-                    if n.parse::<u64>().map_or(true, |v| v > MAX_SCHEMA_COUNT) {
-                        return Err(refuse(format!("`pattern` repeats `{{{n}}}` times; at most {MAX_SCHEMA_COUNT} are allowed")));
-                    }
-                }
-                i = end;
-            }
+            b'{' => i = repetition(p, i, MAX_SCHEMA_COUNT, "`pattern`")?,
             _ => {}
         }
         i += 1;
