@@ -21,6 +21,9 @@ RUSTAI_BIN="$CARGO_TARGET_DIR/release/rustai" RUSTAI_PLUGINS="$ROOT/plugins-dist
 # Benchmarks are not run here (they print figures, not verdicts), but they must keep compiling.
 log "cargo bench --no-run"
 cargo bench --workspace --no-run
+# The side-by-side with llama.cpp's own server must build and print its table (short workloads).
+log "scripts/bench-vs-llama-server.sh --quick"
+"$ROOT/scripts/bench-vs-llama-server.sh" --quick
 # The plugin template is its own Cargo project (as a third party's would be): test it too.
 log "cargo test (examples/plugin-template)"
 cargo test --release --manifest-path examples/plugin-template/Cargo.toml

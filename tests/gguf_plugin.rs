@@ -139,6 +139,7 @@ fn async_stream_delivers_pieces_and_cancels() {
         let done = loop {
             match stream.next().await.expect("stream ends with Done") {
                 StreamEvent::Piece(p) => text.push_str(&p),
+                StreamEvent::Prompt { .. } => {}
                 StreamEvent::Done(d) => break d,
                 StreamEvent::Error(e) => panic!("{e}"),
             }
@@ -158,6 +159,7 @@ fn async_stream_delivers_pieces_and_cancels() {
                         stream.cancel();
                     }
                 }
+                StreamEvent::Prompt { .. } => {}
                 StreamEvent::Done(d) => break d,
                 StreamEvent::Error(e) => panic!("{e}"),
             }

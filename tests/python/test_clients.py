@@ -118,6 +118,16 @@ def words(text):
     return "".join(c for c in text.lower() if c.isalnum() or c.isspace()).split()
 
 
+def word_edits(a, b):
+    """Levenshtein distance between two word lists."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+    return row[-1]
+
+
 def test_speech_round_trip_through_the_openai_client(server):
     client = oai(server)
     # OpenAI's model and voice names map to the installed Piper voice.
@@ -125,7 +135,10 @@ def test_speech_round_trip_through_the_openai_client(server):
     wav = speech.read()
     assert wav[:4] == b"RIFF" and len(wav) > 22050
     text = client.audio.transcriptions.create(model="whisper-1", file=("fox.wav", wav, "audio/wav"))
-    assert words(text.text) == words(FOX)
+    # Piper samples noise into its voice, so Whisper may mishear one word of nine (as the Rust
+    # speech round-trip tests allow); more than that is a failure.
+    heard, said = words(text.text), words(FOX)
+    assert word_edits(heard, said) <= 1, (heard, said)
     verbose = client.audio.transcriptions.create(model="whisper-1", file=("fox.wav", wav), response_format="verbose_json")
     assert verbose.language == "en" and verbose.segments and verbose.duration > 1
     srt = httpx.post(server.url + "/v1/audio/transcriptions", files={"file": ("fox.wav", wav)}, data={"response_format": "srt"}, timeout=120)
@@ -228,3 +241,32 @@ def test_odd_keep_alive_values_are_errors_or_forever_never_crashes(server):
         r = httpx.post(server.url + "/api/generate", json={"model": MODEL, "prompt": "Hi", "stream": False, "keep_alive": huge, "options": {"num_predict": 1}})
         assert r.status_code == 200, (huge, r.text)
     assert httpx.get(server.url + "/health").status_code == 200
+
+
+def test_prompt_cache_is_reported_and_a_long_prompt_is_refused_clearly(server):
+    """A conversation resent with one more turn reuses the cached history (OpenAI's
+    usage.prompt_tokens_details.cached_tokens, Ollama's prompt_eval_count counts only what
+    was evaluated); a prompt over the context is refused with its size, never truncated."""
+    client = oai(server)
+    history = [{"role": "user", "content": QUESTION}]
+    first = client.chat.completions.create(model=MODEL, messages=history, temperature=0, max_tokens=16)
+    history += [{"role": "assistant", "content": first.choices[0].message.content},
+                {"role": "user", "content": "And of Germany?"}]
+    second = client.chat.completions.create(model=MODEL, messages=history, temperature=0, max_tokens=16)
+    cached = second.usage.prompt_tokens_details.cached_tokens
+    assert cached >= first.usage.prompt_tokens, (cached, first.usage, second.usage)
+    assert second.usage.prompt_tokens - cached < 20, second.usage
+    # Ollama's client: the same request again evaluates one token (the rest is cached).
+    ask = {"model": MODEL, "messages": history, "options": {"temperature": 0, "num_predict": 4}}
+    ollama.Client(host=server.url).chat(**ask)
+    again = ollama.Client(host=server.url).chat(**ask)
+    assert again.prompt_eval_count == 1, again
+
+    long_text = "The quick brown fox jumps over the lazy dog. " * 600
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": long_text}], max_tokens=4)
+    assert e.value.code == "context_length_exceeded"
+    assert "tokens but the model's context holds 4096" in e.value.message
+    with pytest.raises(ollama.ResponseError) as e:
+        ollama.Client(host=server.url).generate(model=MODEL, prompt=long_text)
+    assert e.value.status_code == 400 and "context holds 4096" in e.value.error

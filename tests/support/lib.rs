@@ -79,7 +79,14 @@ pub fn shared_smollm2() -> &'static (PluginManager, Arc<LlmModel>) {
         let _ = gguf_plugin();
         let manager = PluginManager::from_dirs([plugins_dist()]).expect("plugin manager");
         let llm = manager.llm("gguf").expect("the gguf plugin is loaded");
-        let params = LoadModelParams { threads: 2, ..LoadModelParams::new(smollm2().to_string_lossy()) };
+        // One slot: the tests sharing this model then run one generation at a time, so an
+        // answer does not depend on which other test's tokens share its batch (llama.cpp's CPU
+        // kernels are not batch-invariant; `tests/serving_core.rs` covers batching).
+        let params = LoadModelParams {
+            threads: 2,
+            extra_json: r#"{"parallel": 1}"#.into(),
+            ..LoadModelParams::new(smollm2().to_string_lossy())
+        };
         let model = llm.load(&params).expect("SmolLM2 loads");
         (manager, Arc::new(model))
     })

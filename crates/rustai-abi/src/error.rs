@@ -87,6 +87,26 @@ impl PluginError {
     }
 }
 
+/// The message prefix of [`PluginError::context_length_exceeded`] (OpenAI's error code).
+pub const CONTEXT_LENGTH_EXCEEDED: &str = "context_length_exceeded";
+
+impl PluginError {
+    /// A prompt of `tokens` tokens does not fit a context of `context` tokens. An
+    /// [`ErrorKind::InvalidInput`] whose message starts with [`CONTEXT_LENGTH_EXCEEDED`], so a
+    /// host can tell it apart without a new error kind (which would change the ABI).
+    pub fn context_length_exceeded(tokens: usize, context: u32) -> Self {
+        Self::invalid_input(format!(
+            "{CONTEXT_LENGTH_EXCEEDED}: the prompt has {tokens} tokens but the model's context holds {context}; \
+             shorten the prompt or load the model with a longer context"
+        ))
+    }
+
+    /// Whether this is a [`Self::context_length_exceeded`] error.
+    pub fn is_context_length_exceeded(&self) -> bool {
+        self.kind == ErrorKind::InvalidInput && self.message.as_str().starts_with(CONTEXT_LENGTH_EXCEEDED)
+    }
+}
+
 impl fmt::Display for PluginError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.kind.as_str(), self.message)

@@ -27,8 +27,11 @@
 //! ignores methods it does not know); a plugin built against an older `0.1.z`
 //! whose traits this host has since extended is refused with the mismatch named,
 //! and must be rebuilt. 0.1.1 added [`SamplingExtras`] and
-//! [`LlmPlugin::generate_ext`] / [`LlmPlugin::chat_ext`]. See `docs/plugin-guide.md`.
+//! [`LlmPlugin::generate_ext`] / [`LlmPlugin::chat_ext`]; 0.1.2 added
+//! [`TokenSink::on_prompt`] (prompt tokens reused from a cache) and the `prompt-cache` /
+//! `batching` features. See `docs/plugin-guide.md`.
 
+pub mod cpu;
 pub mod error;
 pub mod export;
 pub mod store;
@@ -41,7 +44,7 @@ pub mod validate;
 pub use abi_stable;
 
 pub use abi_stable::std_types::{RBox, ROption, RResult, RSlice, RStr, RString, RVec};
-pub use error::{ErrorKind, PluginError};
+pub use error::{ErrorKind, PluginError, CONTEXT_LENGTH_EXCEEDED};
 pub use export::{Families, PluginExport};
 pub use store::ModelStore;
 pub use module::{Handshake, PluginInstance, PluginMod, PluginModRef};
@@ -66,6 +69,7 @@ pub const API_FEATURES: &[&str] = &[
     "tts.v1",
     "tool.v1",
     "token-sink.cancel",
+    "token-sink.prompt",
 ];
 
 /// Well-known capability feature names a plugin may advertise in
@@ -85,4 +89,9 @@ pub mod feature {
     pub const CANCEL: &str = "cancel";
     /// Tokenize / count tokens.
     pub const TOKENIZE: &str = "tokenize";
+    /// Prompt prefixes already evaluated are reused from a cache (reported through
+    /// [`crate::TokenSink::on_prompt`]).
+    pub const PROMPT_CACHE: &str = "prompt-cache";
+    /// Concurrent requests on one model are decoded together in one batch.
+    pub const BATCHING: &str = "batching";
 }

@@ -50,6 +50,13 @@ pub trait TokenSink {
     /// Polled between prompt batches and tokens; `true` stops the generation.
     #[sabi(last_prefix_field)]
     fn is_cancelled(&self) -> bool;
+    /// How the prompt was processed, reported once before the first token: `tokens` in all,
+    /// of which `cached` were already in the model's cache and not evaluated again
+    /// (feature [`crate::feature::PROMPT_CACHE`]). Added in 0.1.2; a host that ignores it
+    /// loses nothing.
+    fn on_prompt(&mut self, tokens: u32, cached: u32) {
+        let _ = (tokens, cached);
+    }
 }
 
 /// Receives synthesized audio as it is produced. Implemented by the host.

@@ -179,9 +179,10 @@ pub(crate) struct ServeArgs {
     /// Log as JSON lines.
     #[arg(long)]
     pub(crate) json_logs: bool,
-    /// Requests generating at once per model.
-    #[arg(long, env = "RUSTAI_NUM_PARALLEL", default_value_t = 1)]
-    pub(crate) parallel: usize,
+    /// Requests generating at once per model: a GGUF model gets this many slots, decoded
+    /// together in one batch (continuous batching) over one shared KV cache.
+    #[arg(long, env = "RUSTAI_NUM_PARALLEL", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub(crate) parallel: u64,
     /// Requests that may wait per model; more are refused with 503.
     #[arg(long, env = "RUSTAI_MAX_QUEUE", default_value_t = 64)]
     pub(crate) max_queue: usize,
@@ -365,4 +366,25 @@ pub(crate) struct BenchArgs {
     /// Thread counts to test, comma-separated (overrides --threads).
     #[arg(long = "threads-list", value_delimiter = ',')]
     pub(crate) threads_list: Vec<u32>,
+    /// Serving mode: streamed OpenAI chat requests as users send them (one request, the same
+    /// request again, a multi-turn conversation, simultaneous streams) against a server
+    /// started in this process; with `--url`, against that server instead.
+    #[arg(long)]
+    pub(crate) serving: bool,
+    /// Serving mode against an OpenAI-compatible server at this base URL (rustai serve,
+    /// llama-server, ...); MODEL is then the model name sent in requests.
+    #[arg(long, requires = "serving")]
+    pub(crate) url: Option<String>,
+    /// Serving mode: short workloads (a smoke run, not a measurement).
+    #[arg(long, requires = "serving")]
+    pub(crate) quick: bool,
+    /// Serving mode: slots of the in-process server (as `rustai serve --parallel`).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub(crate) parallel: u32,
+    /// Serving mode: also write the results as JSON to this file.
+    #[arg(long, requires = "serving")]
+    pub(crate) json: Option<std::path::PathBuf>,
+    /// Serving mode: a label for the results (e.g. the server's name).
+    #[arg(long, default_value = "rustai")]
+    pub(crate) label: String,
 }

@@ -240,6 +240,20 @@ pub fn adapt(
     config: &AdaptiveConfig,
     state: &DeviceState,
 ) -> (InferenceParams, Vec<Adjustment>) {
+    let (params, changes) = adapt_quietly(params, profile, config, state);
+    for change in &changes {
+        tracing::info!(target: "rustai::adaptive", "{change}");
+    }
+    (params, changes)
+}
+
+/// [`adapt`] without logging, for a look at what the rules would do.
+pub(crate) fn adapt_quietly(
+    params: InferenceParams,
+    profile: PowerProfile,
+    config: &AdaptiveConfig,
+    state: &DeviceState,
+) -> (InferenceParams, Vec<Adjustment>) {
     let mut a = Adjuster { params, changes: Vec::new() };
     let limits = profile.limits();
     let why = format!("power profile {}", profile.name());
@@ -291,9 +305,6 @@ pub fn adapt(
             MemoryPressure::Warning => a.cap("context_length", CONTEXT, 2048, "memory pressure warning"),
             MemoryPressure::Normal => {}
         }
-    }
-    for change in &a.changes {
-        tracing::info!(target: "rustai::adaptive", "{change}");
     }
     (a.params, a.changes)
 }

@@ -60,12 +60,39 @@ pub struct EngineConfig {
     pub adaptive: AdaptiveConfig,
     /// How often idle models are checked for expiry.
     pub reap_every: Duration,
+    /// Requests a language model decodes together (its slots), passed to the plugin as
+    /// `parallel` in the load options unless `models.toml` sets one; 0 = the plugin's default.
+    pub slots: u32,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { budget: Budget::unlimited(), profile: PowerProfile::Balanced, adaptive: AdaptiveConfig::default(), reap_every: Duration::from_secs(1) }
+        Self {
+            budget: Budget::unlimited(),
+            profile: PowerProfile::Balanced,
+            adaptive: AdaptiveConfig::default(),
+            reap_every: Duration::from_secs(1),
+            slots: 0,
+        }
     }
+}
+
+/// CPU threads a request gets when nothing sets them: the physical cores this process may
+/// use (its affinity mask and CPU quota), before the power profile's cap.
+pub fn default_threads() -> u32 {
+    rustai_abi::cpu::usable_cores()
+}
+
+/// `extra` (a JSON object, or empty) with `key` set to `value` unless it already has it.
+fn with_default_option(extra: &str, key: &str, value: serde_json::Value) -> String {
+    let mut map = match serde_json::from_str::<serde_json::Value>(extra) {
+        Ok(serde_json::Value::Object(m)) => m,
+        // Not an object: left for the plugin to refuse with its own message.
+        _ if !extra.trim().is_empty() => return extra.to_owned(),
+        _ => serde_json::Map::new(),
+    };
+    map.entry(key.to_owned()).or_insert(value);
+    serde_json::Value::Object(map).to_string()
 }
 
 /// Per-request load settings (0 = from `models.toml`, else the default).
@@ -98,7 +125,8 @@ pub struct Prepared {
     pub started: Instant,
     /// Models tried before this one, with why they could not serve.
     pub fell_back_from: Vec<(String, String)>,
-    /// CPU threads for this request (after the adaptive rules); 0 = the model's own setting.
+    /// CPU threads for this request (after the adaptive rules): the physical cores available
+    /// unless the request or `models.toml` says otherwise, capped by the power profile.
     /// Pass it on in [`crate::abi::SamplingExtras::threads`].
     pub threads: u32,
 }
@@ -118,6 +146,7 @@ struct Inner {
     policy: RwLock<(PowerProfile, AdaptiveConfig)>,
     metrics: Metrics,
     aux: crate::aux_models::AuxModels,
+    slots: u32,
 }
 
 /// A cheap handle (clones share everything).
@@ -139,7 +168,8 @@ impl Engine {
         let pool = ModelPool::with_budget(plugins.clone(), config.budget);
         pool.spawn_reaper(config.reap_every);
         let policy = RwLock::new((config.profile, config.adaptive));
-        Self { inner: Arc::new(Inner { plugins, registry, pool, monitor, policy, metrics: Metrics::new(), aux: Default::default() }) }
+        let slots = config.slots;
+        Self { inner: Arc::new(Inner { plugins, registry, pool, monitor, policy, metrics: Metrics::new(), aux: Default::default(), slots }) }
     }
 
     /// The plugins.
@@ -203,7 +233,7 @@ impl Engine {
         let started = Instant::now();
         let (profile, rules) = self.policy();
         let state = self.device_state();
-        let prefer_cloud = adapt(InferenceParams::default(), profile, &rules, &state).0.prefer_cloud;
+        let prefer_cloud = crate::adaptive::adapt_quietly(InferenceParams::default(), profile, &rules, &state).0.prefer_cloud;
         let mut chain = self.candidates(model, prefer_cloud)?;
         let mut reordered = None;
         if prefer_cloud && model != AUTO {
@@ -290,7 +320,7 @@ impl Engine {
         let trained = entry.meta.context_length.map_or(DEFAULT_CONTEXT, |c| u32::try_from(c).unwrap_or(u32::MAX));
         let asked = InferenceParams {
             max_tokens: sampling.max_tokens,
-            threads: pick(options.threads, "threads", 0),
+            threads: pick(options.threads, "threads", default_threads()),
             batch_size: 0,
             context_length: pick(options.context_length, "context_length", DEFAULT_CONTEXT.min(trained)),
             use_gpu: options.gpu_layers != 0 || from_config("gpu_layers").is_some_and(|g| g != 0),
@@ -318,12 +348,15 @@ impl Engine {
             Location::Local(_) => entry.file().ok_or_else(|| Error::UnknownModel { name: entry.id.clone(), known: Vec::new() })?,
             Location::Remote(url) => ModelFile { id: entry.id.clone(), path: url.into(), format: ModelFormat::Remote, size: 0 },
         };
-        let params = LoadModelParams {
+        let mut params = LoadModelParams {
             context_length: adapted.context_length,
             threads: adapted.threads,
             gpu_layers: if adapted.use_gpu { gpu_layers } else { 0 },
             ..entry.load_params()
         };
+        if self.inner.slots > 0 && entry.is_local() {
+            params.extra_json = with_default_option(params.extra_json.as_str(), "parallel", self.inner.slots.into()).into();
+        }
         let plugin = options.plugin.as_deref().or(entry.provider.as_deref());
         let keep_alive = options.keep_alive.unwrap_or(self.inner.pool.budget().default_keep_alive);
         let lease = self.inner.pool.acquire(&file, &params, plugin, keep_alive)?;
@@ -354,5 +387,31 @@ impl Engine {
             },
         };
         self.inner.metrics.record(&record);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_option_is_added_unless_the_model_config_sets_it() {
+        assert_eq!(with_default_option("", "parallel", 4.into()), r#"{"parallel":4}"#);
+        let kept: serde_json::Value = serde_json::from_str(&with_default_option(r#"{"parallel":2,"x":1}"#, "parallel", 4.into())).unwrap();
+        assert_eq!(kept, serde_json::json!({"parallel": 2, "x": 1}));
+        assert_eq!(with_default_option("[1]", "parallel", 4.into()), "[1]");
+    }
+
+    #[test]
+    fn default_threads_never_exceed_the_cores_available() {
+        let granted = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        let t = default_threads();
+        assert!(t >= 1 && t <= granted, "{t} threads for {granted} CPUs");
+        // Every profile caps the default; none raises it.
+        for profile in [PowerProfile::Performance, PowerProfile::Balanced, PowerProfile::PowerSaver, PowerProfile::UltraSaver] {
+            let asked = InferenceParams { threads: t, ..InferenceParams::default() };
+            let (p, _) = adapt(asked, profile, &AdaptiveConfig::default(), &DeviceState::default());
+            assert!(p.threads <= t && p.threads <= profile.limits().max_threads, "{profile:?}");
+        }
     }
 }

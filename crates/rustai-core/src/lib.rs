@@ -75,7 +75,7 @@ pub use rustai_formats as formats;
 
 pub use engine::{Engine, EngineConfig, LoadOptions, Prepared, AUTO};
 pub use error::{Error, Result};
-pub use llm::{CancelToken, Llm, LlmModel, StreamEvent, TokenStream};
+pub use llm::{CancelToken, Llm, LlmModel, StreamEvent, TextRequest, TokenStream};
 pub use loader::RejectReason;
 pub use events::{EventKind, PluginEvent};
 pub use families::{Embedder, EmbeddingModel, SttModel, Synthesizer, TtsModel, Transcriber};

@@ -98,6 +98,7 @@ impl Drop for LlmModel {
 /// crosses the ABI, and re-raises it on the host side afterwards.
 struct FnSink<'a, F> {
     on_piece: F,
+    on_prompt: Option<&'a mut dyn FnMut(u32, u32)>,
     cancel: Option<&'a CancelToken>,
     panic: Option<Box<dyn std::any::Any + Send>>,
 }
@@ -121,6 +122,22 @@ impl<F: FnMut(&str) -> bool> TokenSink for FnSink<'_, F> {
     fn is_cancelled(&self) -> bool {
         self.cancel.is_some_and(CancelToken::is_cancelled)
     }
+    fn on_prompt(&mut self, tokens: u32, cached: u32) {
+        if let (Some(f), None) = (self.on_prompt.as_mut(), self.panic.as_ref()) {
+            if let Err(p) = catch_unwind(AssertUnwindSafe(|| f(tokens, cached))) {
+                self.panic = Some(p);
+            }
+        }
+    }
+}
+
+/// A text request of either shape, for [`LlmModel::run_observed`].
+#[derive(Debug, Clone)]
+pub enum TextRequest {
+    /// A raw prompt.
+    Generate(GenerateRequest),
+    /// A conversation.
+    Chat(ChatRequest),
 }
 
 impl LlmModel {
@@ -167,7 +184,17 @@ impl LlmModel {
         on_piece: F,
         call: impl FnOnce(&LlmBox, rustai_abi::TokenSinkMut<'_>) -> abi_stable::std_types::RResult<Completion, rustai_abi::PluginError>,
     ) -> Result<Completion> {
-        let mut sink = FnSink { on_piece, cancel, panic: None };
+        self.with_observed_sink(cancel, on_piece, None, call)
+    }
+
+    fn with_observed_sink<'a, F: FnMut(&str) -> bool>(
+        &self,
+        cancel: Option<&'a CancelToken>,
+        on_piece: F,
+        on_prompt: Option<&'a mut dyn FnMut(u32, u32)>,
+        call: impl FnOnce(&LlmBox, rustai_abi::TokenSinkMut<'_>) -> abi_stable::std_types::RResult<Completion, rustai_abi::PluginError>,
+    ) -> Result<Completion> {
+        let mut sink = FnSink { on_piece, on_prompt, cancel, panic: None };
         let result = call(self.llm.api(), TokenSink_TO::from_ptr(&mut sink, TD_Opaque)).into_result();
         if let Some(p) = sink.panic.take() {
             resume_unwind(p);
@@ -216,6 +243,24 @@ impl LlmModel {
         self.with_sink(cancel, on_piece, |api, sink| api.chat_ext(self.handle, request, extras, sink))
     }
 
+    /// Run `request` with [`SamplingExtras`]: `on_piece` gets the text, `on_prompt` how many
+    /// prompt tokens there were and how many of them the plugin reused from its cache
+    /// (reported once, before the first piece, by plugins with the `prompt-cache` feature).
+    pub fn run_observed(
+        &self,
+        request: &TextRequest,
+        extras: &SamplingExtras,
+        cancel: Option<&CancelToken>,
+        on_piece: impl FnMut(&str) -> bool,
+        on_prompt: &mut dyn FnMut(u32, u32),
+    ) -> Result<Completion> {
+        extras.validate()?;
+        self.with_observed_sink(cancel, on_piece, Some(on_prompt), |api, sink| match request {
+            TextRequest::Generate(r) => api.generate_ext(self.handle, r, extras, sink),
+            TextRequest::Chat(r) => api.chat_ext(self.handle, r, extras, sink),
+        })
+    }
+
     /// Continue a conversation using the model's chat template.
     pub fn chat(&self, request: &ChatRequest, on_piece: impl FnMut(&str) -> bool) -> Result<Completion> {
         self.chat_with(request, None, on_piece)
@@ -245,18 +290,38 @@ impl LlmModel {
         })
     }
 
-    /// [`Self::stream_generate`] with [`SamplingExtras`].
+    /// [`Self::stream_generate`] with [`SamplingExtras`]; the stream reports
+    /// [`StreamEvent::Prompt`] before the first piece when the plugin says what it reused.
     pub fn stream_generate_ext(self: &Arc<Self>, request: GenerateRequest, extras: SamplingExtras) -> TokenStream {
-        TokenStream::spawn(Arc::clone(self), move |model, cancel, on_piece| {
-            model.generate_ext(&request, &extras, Some(cancel), on_piece)
-        })
+        self.stream_observed(TextRequest::Generate(request), extras)
     }
 
-    /// [`Self::stream_chat`] with [`SamplingExtras`].
+    /// [`Self::stream_chat`] with [`SamplingExtras`] (and [`StreamEvent::Prompt`]).
     pub fn stream_chat_ext(self: &Arc<Self>, request: ChatRequest, extras: SamplingExtras) -> TokenStream {
-        TokenStream::spawn(Arc::clone(self), move |model, cancel, on_piece| {
-            model.chat_ext(&request, &extras, Some(cancel), on_piece)
-        })
+        self.stream_observed(TextRequest::Chat(request), extras)
+    }
+
+    fn stream_observed(self: &Arc<Self>, request: TextRequest, extras: SamplingExtras) -> TokenStream {
+        let (tx, rx) = mpsc::channel(64);
+        let cancel = CancelToken::new();
+        let token = cancel.clone();
+        let model = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let mut forward = |piece: &str| tx.blocking_send(StreamEvent::Piece(piece.to_owned())).is_ok();
+            let prompt_tx = tx.clone();
+            let mut on_prompt = |tokens, cached| {
+                let _ = prompt_tx.blocking_send(StreamEvent::Prompt { tokens, cached });
+            };
+            let last = match model.run_observed(&request, &extras, Some(&token), &mut forward, &mut on_prompt) {
+                Ok(done) => StreamEvent::Done(done),
+                Err(e) => StreamEvent::Error(e),
+            };
+            // Let go of the model before reporting the end, so a request that ends here
+            // (keep-alive 0) finds the model idle and can unload it at once.
+            drop(model);
+            let _ = tx.blocking_send(last);
+        });
+        TokenStream { rx, cancel }
     }
 }
 
@@ -265,6 +330,14 @@ impl LlmModel {
 pub enum StreamEvent {
     /// A piece of generated text.
     Piece(String),
+    /// How the prompt was read: `tokens` in all, `cached` of them reused from the plugin's
+    /// cache (sent before the first piece, by plugins that report it).
+    Prompt {
+        /// Prompt tokens.
+        tokens: u32,
+        /// Of which reused, not evaluated.
+        cached: u32,
+    },
     /// The generation ended; always the last item unless an error came.
     Done(Completion),
     /// The generation failed.

@@ -28,6 +28,9 @@ pub struct ApiError {
     pub message: String,
     /// Error shape.
     pub flavor: Flavor,
+    /// A machine-readable code (OpenAI's `code`, e.g. `context_length_exceeded`); the status
+    /// number when `None`.
+    pub code: Option<&'static str>,
 }
 
 /// `Result` with [`ApiError`].
@@ -36,7 +39,7 @@ pub type ApiResult<T> = std::result::Result<T, ApiError>;
 impl ApiError {
     /// An error with `status` and `message`.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), flavor: Flavor::Ollama }
+        Self { status, message: message.into(), flavor: Flavor::Ollama, code: None }
     }
     /// 400.
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -85,6 +88,13 @@ impl From<CoreError> for ApiError {
             CoreError::UnknownModel { name, known } => {
                 format!("model '{name}' not found{}", if known.is_empty() { String::new() } else { format!(" (available: {})", known.join(", ")) })
             }
+            CoreError::Plugin { source, .. } if source.is_context_length_exceeded() => {
+                let text = source.message.as_str();
+                let text = text.strip_prefix(rustai_core::abi::CONTEXT_LENGTH_EXCEEDED).unwrap_or(text);
+                let mut err = Self::new(status, text.trim_start_matches(':').trim());
+                err.code = Some(rustai_core::abi::CONTEXT_LENGTH_EXCEEDED);
+                return err;
+            }
             CoreError::Plugin { source, .. } => source.message.to_string(),
             CoreError::InvalidModel { reason, .. } => format!("the model is not usable: {reason}"),
             other => other.to_string(),
@@ -106,7 +116,9 @@ impl IntoResponse for ApiError {
                     501 => "not_implemented",
                     _ => "server_error",
                 };
-                serde_json::json!({ "error": { "message": self.message, "type": kind, "param": null, "code": self.status.as_u16() } })
+                let code = self.code.map_or_else(|| serde_json::json!(self.status.as_u16()), |c| serde_json::json!(c));
+                let param = if self.code == Some(rustai_core::abi::CONTEXT_LENGTH_EXCEEDED) { serde_json::json!("messages") } else { serde_json::Value::Null };
+                serde_json::json!({ "error": { "message": self.message, "type": kind, "param": param, "code": code } })
             }
         };
         (self.status, Json(body)).into_response()

@@ -44,6 +44,8 @@ pub(crate) struct Generation {
     pending: Option<StreamEvent>,
     state: AppState,
     finished: bool,
+    /// Prompt tokens and how many of them the plugin reused from its cache, once reported.
+    prompt: Option<(u32, u32)>,
 }
 
 impl std::fmt::Debug for Generation {
@@ -92,7 +94,7 @@ pub(crate) async fn start(state: &AppState, job: TextJob) -> ApiResult<Generatio
         Input::Chat(messages) => model.stream_chat_ext(ChatRequest { messages: messages.into(), params: sampling }, extras),
     };
     state.counters.in_flight.fetch_add(1, Ordering::Relaxed);
-    let mut gen = Generation { prepared, ticket: Some(ticket), stream: Some(stream), pending: None, state: state.clone(), finished: false };
+    let mut gen = Generation { prepared, ticket: Some(ticket), stream: Some(stream), pending: None, state: state.clone(), finished: false, prompt: None };
     // Wait for the first event before any response is sent: a request the plugin refuses
     // (a bad grammar, a prompt too long) then gets its real status instead of a 200 stream
     // that carries an error.
@@ -106,14 +108,21 @@ pub(crate) async fn start(state: &AppState, job: TextJob) -> ApiResult<Generatio
 }
 
 impl Generation {
-    /// The next piece, the final completion, or an error.
+    /// The next piece, the final completion, or an error (the prompt report is kept, see
+    /// [`Self::cached_tokens`]).
     pub(crate) async fn next(&mut self) -> Option<StreamEvent> {
         if let Some(first) = self.pending.take() {
             return Some(first);
         }
-        let event = match self.stream.as_mut() {
-            Some(s) => s.next().await,
-            None => None,
+        let event = loop {
+            let event = match self.stream.as_mut() {
+                Some(s) => s.next().await,
+                None => None,
+            };
+            match event {
+                Some(StreamEvent::Prompt { tokens, cached }) => self.prompt = Some((tokens, cached)),
+                other => break other,
+            }
         };
         match &event {
             Some(StreamEvent::Done(done)) => self.finish(Ok(done)),
@@ -134,16 +143,21 @@ impl Generation {
         }
     }
 
-    /// Run to the end and return the whole text.
-    pub(crate) async fn collect(mut self) -> ApiResult<Completion> {
+    /// Run to the end and return the whole text, and the prompt tokens reused from the cache.
+    pub(crate) async fn collect(mut self) -> ApiResult<(Completion, u32)> {
         while let Some(event) = self.next().await {
             match event {
-                StreamEvent::Piece(_) => {}
-                StreamEvent::Done(done) => return Ok(done),
+                StreamEvent::Piece(_) | StreamEvent::Prompt { .. } => {}
+                StreamEvent::Done(done) => return Ok((done, self.cached_tokens())),
                 StreamEvent::Error(e) => return Err(e.into()),
             }
         }
         Err(crate::error::ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "generation ended without a result"))
+    }
+
+    /// Prompt tokens reused from the plugin's cache (0 when it did not say).
+    pub(crate) fn cached_tokens(&self) -> u32 {
+        self.prompt.map_or(0, |(_, cached)| cached)
     }
 
     /// The server state this generation belongs to.
@@ -180,7 +194,7 @@ impl Drop for Generation {
                 let ticket = self.ticket.take();
                 rt.spawn(async move {
                     while let Some(event) = stream.next().await {
-                        if !matches!(event, StreamEvent::Piece(_)) {
+                        if !matches!(event, StreamEvent::Piece(_) | StreamEvent::Prompt { .. }) {
                             break;
                         }
                     }

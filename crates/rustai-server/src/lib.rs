@@ -102,7 +102,7 @@ impl Default for ServerConfig {
             api_keys: Vec::new(),
             body_limit: 8 << 20,
             shutdown_grace: Duration::from_secs(10),
-            parallel: 1,
+            parallel: 4,
             max_queue: 64,
             rate_limit_per_minute: 0,
             upstream: None,

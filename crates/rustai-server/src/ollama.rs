@@ -101,11 +101,16 @@ fn last(shape: Shape, model: &str, text: &str, done: &Completion, gen: &Generati
     v["done_reason"] = done.finish_reason.as_str().into();
     v["total_duration"] = nanos(started.elapsed()).into();
     v["load_duration"] = nanos(gen.prepared.load_duration).into();
-    v["prompt_eval_count"] = done.tokens_in.into();
+    // As Ollama: the prompt tokens evaluated for this request; those reused from the cache
+    // are not counted again (they are in `rustai.prompt_cached_tokens`).
+    let cached = gen.cached_tokens().min(done.tokens_in);
+    v["prompt_eval_count"] = (done.tokens_in - cached).into();
     v["prompt_eval_duration"] = ((t.prompt_eval_ms * 1e6) as u64).into();
     v["eval_count"] = done.tokens_out.into();
     v["eval_duration"] = ((t.generation_ms * 1e6) as u64).into();
     v["rustai"] = gen.metadata();
+    v["rustai"]["prompt_tokens"] = done.tokens_in.into();
+    v["rustai"]["prompt_cached_tokens"] = cached.into();
     v
 }
 
@@ -120,6 +125,7 @@ async fn respond(state: AppState, job: TextJob, stream: bool, shape: Shape, mode
                 StreamEvent::Piece(p) => text.push_str(&p),
                 StreamEvent::Done(done) => return Ok(Json(last(shape, &model, &text, &done, &gen, started)).into_response()),
                 StreamEvent::Error(e) => return Err(e.into()),
+                StreamEvent::Prompt { .. } => {}
             }
         }
         return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "generation ended without a result"));
@@ -129,6 +135,7 @@ async fn respond(state: AppState, job: TextJob, stream: bool, shape: Shape, mode
             StreamEvent::Piece(p) => piece(shape, &model, &p),
             StreamEvent::Done(done) => last(shape, &model, "", &done, gen, started),
             StreamEvent::Error(e) => json!({ "error": ApiError::from(e).message }),
+            StreamEvent::Prompt { .. } => return Vec::new(),
         };
         vec![format!("{v}\n")]
     });

@@ -220,8 +220,14 @@ fn finish_reason(done: &Completion) -> &'static str {
     }
 }
 
-fn usage(done: &Completion) -> Value {
-    json!({ "prompt_tokens": done.tokens_in, "completion_tokens": done.tokens_out, "total_tokens": u64::from(done.tokens_in) + u64::from(done.tokens_out) })
+/// OpenAI's usage object; `cached` prompt tokens were reused from the model's cache.
+fn usage(done: &Completion, cached: u32) -> Value {
+    json!({
+        "prompt_tokens": done.tokens_in,
+        "completion_tokens": done.tokens_out,
+        "total_tokens": u64::from(done.tokens_in) + u64::from(done.tokens_out),
+        "prompt_tokens_details": { "cached_tokens": cached },
+    })
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -266,7 +272,7 @@ async fn respond(state: AppState, kind: Kind, common: Common, input: Input) -> A
     let model = common.model;
     if !common.stream {
         let metadata = gen.metadata();
-        let done = gen.collect().await.map_err(ApiError::openai)?;
+        let (done, cached) = gen.collect().await.map_err(ApiError::openai)?;
         let choice = match kind {
             Kind::Chat => json!({ "index": 0, "message": { "role": "assistant", "content": done.text.as_str() }, "logprobs": null, "finish_reason": finish_reason(&done) }),
             Kind::Text => json!({ "index": 0, "text": done.text.as_str(), "logprobs": null, "finish_reason": finish_reason(&done) }),
@@ -274,7 +280,7 @@ async fn respond(state: AppState, kind: Kind, common: Common, input: Input) -> A
         let object = if kind == Kind::Chat { "chat.completion" } else { "text_completion" };
         return Ok(Json(json!({
             "id": id, "object": object, "created": unix(SystemTime::now()), "model": model,
-            "choices": [choice], "usage": usage(&done), "rustai": metadata,
+            "choices": [choice], "usage": usage(&done, cached), "rustai": metadata,
         }))
         .into_response());
     }
@@ -294,7 +300,7 @@ async fn respond(state: AppState, kind: Kind, common: Common, input: Input) -> A
             if include_usage {
                 let mut u = chunk(kind, &id, &model, None, None, false);
                 u["choices"] = json!([]);
-                u["usage"] = usage(&done);
+                u["usage"] = usage(&done, gen.cached_tokens());
                 out.push(sse(u));
             }
             out
@@ -303,6 +309,7 @@ async fn respond(state: AppState, kind: Kind, common: Common, input: Input) -> A
             let e = ApiError::from(e);
             vec![sse(json!({ "error": { "message": e.message, "type": "server_error", "code": e.status.as_u16() } }))]
         }
+        StreamEvent::Prompt { .. } => Vec::new(),
     };
     let body = crate::stream::with_tail(gen, render, vec!["data: [DONE]\n\n".to_owned()]);
     Ok(Response::builder()

@@ -1,140 +1,198 @@
-//! The generation loop: prompt evaluation, sampling, stop handling, streaming.
+//! One request's generation, in two halves.
+//!
+//! - [`run`], on the caller's thread: checks the prompt, hands a [`Job`] to the model's
+//!   [`Scheduler`], then relays [`Event`]s to the host's sink and turns the host's
+//!   cancellation into the job's cancel flag. This keeps the ABI call blocking with a sink,
+//!   as before, while the decoding happens on the scheduler thread.
+//! - [`Generation`], on the scheduler thread: the per-request state around sampling
+//!   (sampler, UTF-8 assembly, stop sequences, counters, timings) and how it finishes.
 
-use std::time::Instant;
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        mpsc::{self, RecvTimeoutError},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
 
-use llama_cpp_2::{llama_batch::LlamaBatch, token::LlamaToken};
-use rustai_abi::{Completion, ErrorKind, FinishReason, PluginError, RString, SamplingExtras, SamplingParams, Timings, TokenSinkMut};
+use llama_cpp_2::token::LlamaToken;
+use rustai_abi::{Completion, FinishReason, PluginError, RString, SamplingExtras, SamplingParams, Timings, TokenSinkMut};
 
 use crate::{
     model::LoadedModel,
     sampling::Sampler,
+    scheduler::{Job, Scheduler},
     stop::{StopMatcher, Utf8Stream},
 };
 
-/// Evaluate `prompt` and generate, streaming to `sink`.
+/// What the scheduler tells the waiting caller.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// The prompt was placed: `tokens` in all, `cached` of them reused.
+    Prompt { tokens: u32, cached: u32 },
+    /// Text (possibly empty) and the token id (-1 for held-back text released at the end).
+    Piece(String, i32),
+    /// The end: always the last event.
+    Done(Result<Completion, PluginError>),
+}
+
+/// How often the caller polls the host's cancellation while no event arrives.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Evaluate `prompt` and generate on `scheduler`'s model, streaming to `sink`.
 pub(crate) fn run(
     model: &LoadedModel,
-    prompt: &[LlamaToken],
+    scheduler: &Scheduler,
+    prompt: Vec<LlamaToken>,
     params: &SamplingParams,
     extras: &SamplingExtras,
     mut sink: TokenSinkMut<'_>,
 ) -> Result<Completion, PluginError> {
-    let n_ctx_max = model.info.context_length;
-    // Before any work: every value in range, the grammar parsed (errors are the client's to fix).
-    let mut sampler = Sampler::new(model, params, extras)?;
     if prompt.is_empty() {
         return Err(PluginError::invalid_input("the prompt is empty"));
     }
-    if prompt.len() >= n_ctx_max as usize {
-        return Err(PluginError::invalid_input(format!(
-            "the prompt has {} tokens but the context holds {n_ctx_max}",
-            prompt.len()
-        )));
+    let n_ctx = model.info.context_length as usize;
+    if prompt.len() >= n_ctx {
+        return Err(PluginError::context_length_exceeded(prompt.len(), model.info.context_length));
     }
-    let prompt_len = prompt.len() as u32;
-    let wanted = match params.max_tokens {
-        0 => n_ctx_max,
-        n => prompt_len.saturating_add(n).saturating_add(1),
-    };
-    let mut ctx = model.new_context(wanted, extras.threads)?;
-    // The context may be rounded up; never run past the configured length.
-    let n_ctx = ctx.n_ctx().min(n_ctx_max);
-    let vocab = model.model.vocab();
-
-    // Prompt, in batches; only the last token needs logits.
-    let started = Instant::now();
-    let batch_size = model.batch_size as usize;
-    let mut batch = LlamaBatch::new(batch_size.min(prompt.len()).max(1), 1);
-    let decode_err = |e| PluginError::new(ErrorKind::Internal, format!("llama.cpp decode failed: {e}"));
-    for (chunk_index, chunk) in prompt.chunks(batch_size).enumerate() {
+    let (events, rx) = mpsc::channel();
+    let cancel = Arc::new(AtomicBool::new(false));
+    scheduler.submit(Job { prompt, params: params.clone(), extras: extras.clone(), events, cancel: Arc::clone(&cancel) })?;
+    loop {
+        match rx.recv_timeout(POLL) {
+            Ok(Event::Prompt { tokens, cached }) => sink.on_prompt(tokens, cached),
+            Ok(Event::Piece(text, id)) => {
+                if !cancel.load(Ordering::Relaxed) && !sink.on_token(text.as_str().into(), id) {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+            }
+            Ok(Event::Done(result)) => return result,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(PluginError::internal("the model's scheduler stopped during the request"))
+            }
+        }
         if sink.is_cancelled() {
-            return Ok(cancelled(prompt_len, started));
-        }
-        batch.clear();
-        for (i, &token) in chunk.iter().enumerate() {
-            let pos = (chunk_index * batch_size + i) as i32;
-            let last = pos as usize == prompt.len() - 1;
-            batch.add(token, pos, &[0], last).map_err(|e| PluginError::internal(e.to_string()))?;
-        }
-        ctx.decode(&mut batch).map_err(decode_err)?;
-    }
-    let prompt_eval = started.elapsed();
-
-    let gen_started = Instant::now();
-    let mut utf8 = Utf8Stream::default();
-    let mut stops = StopMatcher::new(params.stop.iter().map(|s| s.to_string()));
-    let mut pos = prompt_len;
-    let mut tokens_out = 0u32;
-    let mut piece = Vec::with_capacity(32);
-    let finish = loop {
-        if sink.is_cancelled() {
-            break FinishReason::Cancelled;
-        }
-        let ends = |t: LlamaToken| vocab.is_eog(t) && !params.ignore_eos;
-        let token = sampler.sample(&ctx, batch.n_tokens() - 1, ends)?;
-        if ends(token) {
-            break FinishReason::Eos;
-        }
-        tokens_out += 1;
-        piece.clear();
-        vocab.token_to_piece_into(token, &mut piece, false, None);
-        let text = utf8.push(&piece);
-        let step = stops.push(&text);
-        let keep_going = sink.on_token(step.release.into(), token.0);
-        if step.stopped {
-            break FinishReason::Stop;
-        }
-        if !keep_going {
-            break FinishReason::Cancelled;
-        }
-        if params.max_tokens > 0 && tokens_out >= params.max_tokens {
-            break FinishReason::Length;
-        }
-        if pos >= n_ctx {
-            break FinishReason::Length;
-        }
-        batch.clear();
-        batch.add(token, pos as i32, &[0], true).map_err(|e| PluginError::internal(e.to_string()))?;
-        pos += 1;
-        ctx.decode(&mut batch).map_err(decode_err)?;
-    };
-    let mut finish = finish;
-    if finish != FinishReason::Stop {
-        // Release what was held back: an incomplete character or a partial stop sequence.
-        let rest = utf8.finish();
-        let step = stops.push(&rest);
-        let (mut tail, stopped) = (step.release.to_owned(), step.stopped);
-        if stopped {
-            finish = FinishReason::Stop;
-        } else {
-            tail.push_str(stops.flush());
-        }
-        if !tail.is_empty() && finish != FinishReason::Cancelled {
-            sink.on_token(tail.as_str().into(), -1);
+            cancel.store(true, Ordering::Relaxed);
         }
     }
-    let generation = gen_started.elapsed();
-    let per_s = |n: u32, d: std::time::Duration| if d.is_zero() { 0.0 } else { f64::from(n) / d.as_secs_f64() };
-    Ok(Completion {
-        text: RString::from(stops.text()),
-        tokens_in: prompt_len,
-        tokens_out,
-        finish_reason: finish,
-        timings: Timings {
-            prompt_eval_ms: prompt_eval.as_secs_f64() * 1e3,
-            generation_ms: generation.as_secs_f64() * 1e3,
-            prompt_tokens_per_s: per_s(prompt_len, prompt_eval),
-            tokens_per_s: per_s(tokens_out, generation),
-        },
-    })
 }
 
-fn cancelled(prompt_len: u32, started: Instant) -> Completion {
-    Completion {
-        text: RString::new(),
-        tokens_in: prompt_len,
-        tokens_out: 0,
-        finish_reason: FinishReason::Cancelled,
-        timings: Timings { prompt_eval_ms: started.elapsed().as_secs_f64() * 1e3, ..Timings::default() },
+/// A request's generation state while it holds a slot.
+pub(crate) struct Generation {
+    pub(crate) sampler: Sampler,
+    max_tokens: u32,
+    ignore_eos: bool,
+    utf8: Utf8Stream,
+    stops: StopMatcher,
+    piece: Vec<u8>,
+    tokens_in: u32,
+    tokens_out: u32,
+    started: Instant,
+    prompt_done: Option<Instant>,
+    evaluated: u32,
+    events: mpsc::Sender<Event>,
+}
+
+impl Generation {
+    /// State for `job`'s parameters (validated; the grammar parsed).
+    pub(crate) fn new(model: &LoadedModel, job: &Job) -> Result<Self, PluginError> {
+        Ok(Self {
+            sampler: Sampler::new(model, &job.params, &job.extras)?,
+            max_tokens: job.params.max_tokens,
+            ignore_eos: job.params.ignore_eos,
+            utf8: Utf8Stream::default(),
+            stops: StopMatcher::new(job.params.stop.iter().map(|s| s.to_string())),
+            piece: Vec::with_capacity(32),
+            tokens_in: u32::try_from(job.prompt.len()).unwrap_or(u32::MAX),
+            tokens_out: 0,
+            started: Instant::now(),
+            prompt_done: None,
+            evaluated: 0,
+            events: job.events.clone(),
+        })
+    }
+
+    /// The prompt was placed with `cached` tokens reused.
+    pub(crate) fn placed(&mut self, cached: usize) {
+        let cached = u32::try_from(cached).unwrap_or(u32::MAX);
+        self.evaluated = self.tokens_in.saturating_sub(cached);
+        let _ = self.events.send(Event::Prompt { tokens: self.tokens_in, cached });
+    }
+
+    /// The whole prompt is in the cache; generation starts.
+    pub(crate) fn prompt_evaluated(&mut self) {
+        self.prompt_done.get_or_insert_with(Instant::now);
+    }
+
+    /// Whether `token` ends generation here.
+    fn ends(&self, model: &LoadedModel, token: LlamaToken) -> bool {
+        model.model.vocab().is_eog(token) && !self.ignore_eos
+    }
+
+    /// A sampled token; `Some` when the generation ends with it (an end token is not emitted).
+    pub(crate) fn push(&mut self, model: &LoadedModel, token: LlamaToken) -> Option<FinishReason> {
+        if self.ends(model, token) {
+            return Some(FinishReason::Eos);
+        }
+        self.tokens_out += 1;
+        self.piece.clear();
+        model.model.vocab().token_to_piece_into(token, &mut self.piece, false, None);
+        let text = self.utf8.push(&self.piece);
+        let step = self.stops.push(&text);
+        let stopped = step.stopped;
+        // The receiver is gone only when the caller gave up: same as a cancel.
+        let delivered = self.events.send(Event::Piece(step.release.to_owned(), token.0)).is_ok();
+        if stopped {
+            Some(FinishReason::Stop)
+        } else if !delivered {
+            Some(FinishReason::Cancelled)
+        } else if self.max_tokens > 0 && self.tokens_out >= self.max_tokens {
+            Some(FinishReason::Length)
+        } else {
+            None
+        }
+    }
+
+    /// End with `reason`: release held-back text (unless cancelled) and send the completion.
+    pub(crate) fn finish(mut self, reason: FinishReason) {
+        let mut finish = reason;
+        if finish != FinishReason::Stop {
+            // Release what was held back: an incomplete character or a partial stop sequence.
+            let rest = self.utf8.finish();
+            let step = self.stops.push(&rest);
+            let (mut tail, stopped) = (step.release.to_owned(), step.stopped);
+            if stopped {
+                finish = FinishReason::Stop;
+            } else {
+                tail.push_str(self.stops.flush());
+            }
+            if !tail.is_empty() && finish != FinishReason::Cancelled {
+                let _ = self.events.send(Event::Piece(tail, -1));
+            }
+        }
+        let now = Instant::now();
+        let prompt_done = self.prompt_done.unwrap_or(now);
+        let (prompt_eval, generation) = (prompt_done - self.started, now - prompt_done);
+        let per_s = |n: u32, d: Duration| if d.is_zero() { 0.0 } else { f64::from(n) / d.as_secs_f64() };
+        let completion = Completion {
+            text: RString::from(self.stops.text()),
+            tokens_in: self.tokens_in,
+            tokens_out: self.tokens_out,
+            finish_reason: finish,
+            timings: Timings {
+                prompt_eval_ms: prompt_eval.as_secs_f64() * 1e3,
+                generation_ms: generation.as_secs_f64() * 1e3,
+                prompt_tokens_per_s: per_s(self.evaluated, prompt_eval),
+                tokens_per_s: per_s(self.tokens_out, generation),
+            },
+        };
+        let _ = self.events.send(Event::Done(Ok(completion)));
+    }
+
+    /// End with an error.
+    pub(crate) fn fail(self, error: PluginError) {
+        let _ = self.events.send(Event::Done(Err(error)));
     }
 }

@@ -7,7 +7,11 @@
 //! ## Layout
 //! - [`model`]: file validation (our own GGUF header check, so a corrupt file
 //!   is an error rather than a crash), loading, handles, contexts.
-//! - [`generate`]: the streaming loop (prompt evaluation, stop handling, cancellation).
+//! - [`generate`]: one request: the caller's side (submit, relay events to the sink,
+//!   cancellation) and the per-request state on the scheduler (sampling, stops, timings).
+//! - `scheduler`: one thread per model owning its context; continuous batching of all
+//!   running requests into one decode per step.
+//! - `slots`: the context's sequences and their cached tokens; prefix reuse, LRU eviction.
 //! - `sampling`: the sampler (greedy, seeded, top-k/p, min-p, repetition penalty,
 //!   grammar / JSON schema), built so that no llama.cpp exception or abort is reachable.
 //! - `grammar_bounds`: size, depth and repetition limits on grammars and JSON
@@ -21,6 +25,8 @@ pub mod generate;
 mod grammar_bounds;
 pub mod model;
 mod sampling;
+mod scheduler;
+mod slots;
 pub mod stop;
 
 use std::sync::Arc;
@@ -32,12 +38,26 @@ use rustai_abi::{
     RResult, RSlice, RStr, RString, RVec, ResourceRequirements, SamplingExtras, TokenSinkMut, API_VERSION,
 };
 
-use model::{LoadedModel, ModelStore};
+use model::LoadedModel;
+use scheduler::Scheduler;
+
+/// A loaded model and the scheduler that runs its requests.
+struct Served {
+    loaded: Arc<LoadedModel>,
+    scheduler: Scheduler,
+}
+
+impl std::ops::Deref for Served {
+    type Target = LoadedModel;
+    fn deref(&self) -> &LoadedModel {
+        &self.loaded
+    }
+}
 
 /// The plugin object.
 #[derive(Default)]
 pub struct GgufPlugin {
-    models: ModelStore,
+    models: rustai_abi::ModelStore<Served>,
 }
 
 fn rr<T>(r: Result<T, PluginError>) -> RResult<T, PluginError> {
@@ -103,11 +123,11 @@ impl GgufPlugin {
         let vocab = model.model.vocab();
         let (mut out, mut at) = (Vec::new(), 0usize);
         for (pos, i) in spots {
-            out.extend(vocab.tokenize(rendered[at..pos].as_bytes(), false, true));
+            out.extend(vocab.tokenize(&rendered.as_bytes()[at..pos], false, true));
             out.extend(vocab.tokenize(messages[i].content.as_bytes(), false, false));
             at = pos + mark(i).len();
         }
-        out.extend(vocab.tokenize(rendered[at..].as_bytes(), false, true));
+        out.extend(vocab.tokenize(&rendered.as_bytes()[at..], false, true));
         Ok(out)
     }
 }
@@ -132,6 +152,8 @@ impl Plugin for GgufPlugin {
                     feature::SEED,
                     feature::CANCEL,
                     feature::TOKENIZE,
+                    feature::PROMPT_CACHE,
+                    feature::BATCHING,
                 ]),
             },
             resources: ResourceRequirements {
@@ -165,7 +187,10 @@ impl Plugin for GgufPlugin {
 
 impl LlmPlugin for GgufPlugin {
     fn load_model(&self, params: &LoadModelParams) -> RResult<ModelHandle, PluginError> {
-        rr(LoadedModel::load(params).map(|m| self.models.insert(m)))
+        rr(LoadedModel::load(params).map(|m| {
+            let model = Arc::new(m);
+            self.models.insert(Served { scheduler: Scheduler::new(Arc::clone(&model)), loaded: model })
+        }))
     }
 
     fn unload_model(&self, model: ModelHandle) -> RResult<(), PluginError> {
@@ -223,7 +248,7 @@ impl LlmPlugin for GgufPlugin {
                 check_token_ids(&m, request.prompt_tokens.as_slice())?;
                 request.prompt_tokens.iter().map(|&t| llama_cpp_2::token::LlamaToken(t)).collect()
             };
-            generate::run(&m, &prompt, &request.params, extras, sink)
+            generate::run(&m, &m.scheduler, prompt, &request.params, extras, sink)
         }))
     }
 
@@ -240,7 +265,7 @@ impl LlmPlugin for GgufPlugin {
             }
             // The template already contains BOS where the model wants it.
             let tokens = self.chat_tokens(&m, request.messages.as_slice())?;
-            generate::run(&m, &tokens, &request.params, extras, sink)
+            generate::run(&m, &m.scheduler, tokens, &request.params, extras, sink)
         }))
     }
 }

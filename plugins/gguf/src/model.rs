@@ -1,4 +1,5 @@
-//! Loaded models: validation of the file, loading through llama.cpp, handles.
+//! Loaded models: validation of the file, loading through llama.cpp, the load options
+//! (`extra_json`: `parallel`, `cache_prompt`), handles, and the one context per model.
 
 use std::{
     num::NonZeroU32,
@@ -38,8 +39,47 @@ pub(crate) struct LoadedModel {
     pub(crate) info: ModelInfo,
     pub(crate) threads: i32,
     pub(crate) batch_size: u32,
+    /// Sequences in the context: requests decoded together.
+    pub(crate) slots: u32,
+    /// Reuse cached prompt prefixes.
+    pub(crate) cache_prompt: bool,
     /// llama.cpp may mutate the model while creating a context: one at a time.
     context_lock: Mutex<()>,
+}
+
+/// Slots when the host does not say (as llama-server's default).
+pub(crate) const DEFAULT_SLOTS: u32 = 4;
+/// Most slots a model may have.
+pub(crate) const MAX_SLOTS: u32 = 64;
+
+/// The options this plugin reads from `extra_json` (others, from `models.toml`, are ignored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Options {
+    pub(crate) slots: u32,
+    pub(crate) cache_prompt: bool,
+}
+
+impl Options {
+    pub(crate) fn parse(extra_json: &str) -> Result<Self, PluginError> {
+        let mut out = Self { slots: DEFAULT_SLOTS, cache_prompt: true };
+        let text = extra_json.trim();
+        if text.is_empty() {
+            return Ok(out);
+        }
+        let bad = |m: String| PluginError::invalid_input(format!("model options (extra_json): {m}"));
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+        let map = value.as_object().ok_or_else(|| bad("must be a JSON object".into()))?;
+        if let Some(v) = map.get("parallel").filter(|v| !v.is_null()) {
+            out.slots = v
+                .as_u64()
+                .filter(|n| (1..=u64::from(MAX_SLOTS)).contains(n))
+                .ok_or_else(|| bad(format!("`parallel` must be a whole number from 1 to {MAX_SLOTS}, got {v}")))? as u32;
+        }
+        if let Some(v) = map.get("cache_prompt").filter(|v| !v.is_null()) {
+            out.cache_prompt = v.as_bool().ok_or_else(|| bad(format!("`cache_prompt` must be true or false, got {v}")))?;
+        }
+        Ok(out)
+    }
 }
 
 impl LoadedModel {
@@ -50,6 +90,7 @@ impl LoadedModel {
             return Err(PluginError::not_found(format!("model file {} does not exist", path.display())));
         }
         // llama.cpp is not built to survive arbitrary bytes: read the header ourselves first.
+        let options = Options::parse(params.extra_json.as_str())?;
         let header = GgufHeader::read(path)
             .map_err(|e| PluginError::invalid_model(format!("{} is not a usable GGUF model: {e}", path.display())))?;
         let gpu_layers = u32::try_from(params.gpu_layers).unwrap_or(u32::MAX);
@@ -63,7 +104,7 @@ impl LoadedModel {
             n => n.min(trained.max(1)),
         };
         let threads = match params.threads {
-            0 => std::thread::available_parallelism().map_or(4, |n| n.get()) as i32,
+            0 => i32::try_from(rustai_abi::cpu::usable_cores()).unwrap_or(1),
             n => i32::try_from(n.min(rustai_abi::limits::MAX_THREADS)).unwrap_or(1),
         };
         let chat_template = model.chat_template(None).ok().and_then(|t| t.to_string().ok());
@@ -80,21 +121,42 @@ impl LoadedModel {
             chat_template: chat_template.map(RString::from).into(),
         };
         let batch_size = if params.batch_size == 0 { 512 } else { params.batch_size.clamp(1, 8192) };
-        Ok(Self { model, info, threads, batch_size, context_lock: Mutex::new(()) })
+        Ok(Self {
+            model,
+            info,
+            threads,
+            batch_size,
+            slots: options.slots,
+            cache_prompt: options.cache_prompt,
+            context_lock: Mutex::new(()),
+        })
     }
 
-    /// A fresh context with room for `tokens` tokens (capped at the model's context length),
-    /// running on `threads` CPU threads (0 = the load-time setting).
-    pub(crate) fn new_context(&self, tokens: u32, threads: u32) -> Result<LlamaContext<'_>, PluginError> {
-        let n_ctx = tokens.div_ceil(256).saturating_mul(256).clamp(256, self.info.context_length.max(256));
-        let threads = match threads {
+    /// CPU threads for a request asking for `threads` (0 = the load-time setting).
+    pub(crate) fn threads_for(&self, threads: u32) -> i32 {
+        match threads {
             0 => self.threads,
             n => i32::try_from(n.min(rustai_abi::limits::MAX_THREADS)).unwrap_or(self.threads),
-        };
+        }
+    }
+
+    /// Tokens decoded in one step: the prompt batch, and at least one token per slot.
+    pub(crate) fn step_tokens(&self) -> u32 {
+        self.batch_size.max(self.slots)
+    }
+
+    /// The model's context: the configured length as one KV cache shared by all slots
+    /// (llama.cpp's unified cache: any slot may use all of it, together they never use more,
+    /// so memory is the same whatever the number of slots), on `threads` CPU threads.
+    pub(crate) fn new_context(&self, threads: i32) -> Result<LlamaContext<'_>, PluginError> {
+        let n_ctx = self.info.context_length.max(16);
+        let n_batch = self.step_tokens();
         let params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(n_ctx))
-            .with_n_batch(self.batch_size)
-            .with_n_ubatch(self.batch_size)
+            .with_n_batch(n_batch)
+            .with_n_ubatch(self.batch_size.min(n_batch))
+            .with_n_seq_max(self.slots)
+            .with_kv_unified(true)
             .with_n_threads(threads)
             .with_n_threads_batch(threads);
         let _guard = self.context_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -112,5 +174,20 @@ impl LoadedModel {
     }
 }
 
-/// Handles to loaded models.
-pub(crate) type ModelStore = rustai_abi::ModelStore<LoadedModel>;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_options_default_and_parse() {
+        assert_eq!(Options::parse("").unwrap(), Options { slots: DEFAULT_SLOTS, cache_prompt: true });
+        assert_eq!(
+            Options::parse(r#"{"parallel": 2, "cache_prompt": false, "model": "ignored"}"#).unwrap(),
+            Options { slots: 2, cache_prompt: false }
+        );
+        assert_eq!(Options::parse(r#"{"parallel": null}"#).unwrap().slots, DEFAULT_SLOTS);
+        for bad in [r#"{"parallel": 0}"#, r#"{"parallel": 65}"#, r#"{"parallel": -1}"#, r#"{"parallel": 1.5}"#, r#"{"cache_prompt": "yes"}"#, "[]", "{"] {
+            assert!(Options::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

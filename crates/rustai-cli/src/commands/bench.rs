@@ -6,6 +6,7 @@
 //!   end-of-generation ignored; speed = N / generation time.
 //!
 //! Each test runs once to warm up, then `-r` times; mean ± sample standard deviation.
+//! `--serving` measures a server instead (see `bench_serving`).
 
 use anyhow::Result;
 use rustai_core::abi::{GenerateRequest, RString, SamplingParams};
@@ -42,7 +43,7 @@ pub(crate) fn run(cli: &Cli, args: &BenchArgs) -> Result<()> {
         let loaded = session::load_model(cli, &args.model, threads)?;
         let info = loaded.model.info().clone();
         let threads_shown = if threads == 0 {
-            std::thread::available_parallelism().map_or(0, |n| n.get() as u32)
+            rustai_core::abi::cpu::usable_cores()
         } else {
             threads
         };

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod bench;
+mod bench_serving;
 mod chat;
 mod embed;
 mod list;
@@ -21,6 +22,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
         Command::Plugins(args) => list::plugins(&cli, args),
         Command::Models(args) => models::list(&cli, args),
         Command::Select(args) => models::select(&cli, args),
+        Command::Bench(args) if args.serving => bench_serving::run(&cli, args),
         Command::Bench(args) => bench::run(&cli, args),
         Command::Serve(args) => serve::run(&cli, args),
         Command::Ps(args) => serve::ps(args),

@@ -73,7 +73,13 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
         max_loaded: args.max_loaded.max(1),
         default_keep_alive: KeepAlive::from_secs_f64(args.keep_alive),
     };
-    let config = EngineConfig { budget, profile: parse_profile(&args.profile)?, adaptive: AdaptiveConfig::default(), reap_every: Duration::from_secs(1) };
+    let config = EngineConfig {
+        budget,
+        profile: parse_profile(&args.profile)?,
+        adaptive: AdaptiveConfig::default(),
+        reap_every: Duration::from_secs(1),
+        slots: u32::try_from(args.parallel).unwrap_or(1),
+    };
     let keys = api_keys(args)?;
     let engine = Engine::new(plugins.clone(), registry.clone(), monitor, config);
     // Hot reload: plugins and models follow their folders while serving.
@@ -82,7 +88,7 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
         addr: args.host,
         api_keys: keys,
         body_limit: args.body_limit,
-        parallel: args.parallel,
+        parallel: usize::try_from(args.parallel).unwrap_or(1),
         max_queue: args.max_queue,
         rate_limit_per_minute: args.rate_limit,
         upstream: args.upstream.clone(),
