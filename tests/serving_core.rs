@@ -240,3 +240,23 @@ fn more_requests_than_slots_wait_their_turn_and_all_finish() {
         assert!(matches!(reason, FinishReason::Length | FinishReason::Eos | FinishReason::Stop), "{reason:?}");
     }
 }
+
+#[test]
+fn generations_that_fill_a_shared_context_end_with_length_and_the_model_keeps_serving() {
+    // Two slots share 256 cells; each generation alone could use them all.
+    let model = load(r#"{"parallel": 2}"#, 256);
+    let endless = |p: &str| TextRequest::Generate(GenerateRequest::new(p, SamplingParams { ignore_eos: true, ..greedy(0) }));
+    let done: Vec<rustai_core::abi::Completion> = thread::scope(|s| {
+        let handles: Vec<_> = PROMPTS.iter().take(2).map(|(p, _)| s.spawn(|| run(&model, &endless(p), None).1)).collect();
+        handles.into_iter().map(|h| h.join().expect("thread")).collect()
+    });
+    for d in &done {
+        assert_eq!(d.finish_reason, FinishReason::Length);
+        assert!(d.tokens_out > 0 && d.tokens_in + d.tokens_out <= 256, "{} + {} tokens", d.tokens_in, d.tokens_out);
+    }
+    // While both ran they shared the cells: the first to run out ended before its own limit
+    // and gave its cells back, so the other could go on.
+    assert!(done.iter().any(|d| d.tokens_in + d.tokens_out < 250), "{:?}", done.iter().map(|d| d.tokens_out).collect::<Vec<_>>());
+    let (again, _, _) = run(&model, &raw(PROMPTS[0].0, 12), None);
+    assert!(again.contains(PROMPTS[0].1), "{again:?}");
+}

@@ -64,6 +64,11 @@ pub(crate) struct Loaded {
 
 /// Resolve, pick a plugin, load.
 pub(crate) fn load_model(cli: &Cli, args: &ModelArgs, threads: u32) -> Result<Loaded> {
+    load_model_with(cli, args, threads, None)
+}
+
+/// [`load_model`] with a number of slots (the `parallel` load option; `None` = the plugin's default).
+pub(crate) fn load_model_with(cli: &Cli, args: &ModelArgs, threads: u32, slots: Option<u32>) -> Result<Loaded> {
     let plugins = plugins(cli)?;
     let entry = if std::path::Path::new(&args.model).exists() {
         Registry::entry_for_path(std::path::Path::new(&args.model))?
@@ -85,6 +90,7 @@ pub(crate) fn load_model(cli: &Cli, args: &ModelArgs, threads: u32) -> Result<Lo
         context_length: if args.ctx > 0 { args.ctx } else { config_u32("context_length").unwrap_or(0) },
         threads: if threads > 0 { threads } else { config_u32("threads").unwrap_or(0) },
         gpu_layers: args.gpu_layers,
+        extra_json: merged_options(&entry.config, slots).into(),
         ..LoadModelParams::new(file.path.to_string_lossy())
     };
     let started = Instant::now();
@@ -118,4 +124,13 @@ pub(crate) fn sampling(args: &SamplingArgs) -> Result<SamplingParams> {
         json_schema: opt(args.json_schema.as_ref().map(read).transpose()?),
         ignore_eos: false,
     })
+}
+
+/// The model's `models.toml` config as load options, with `parallel` set when given.
+fn merged_options(config: &std::collections::BTreeMap<String, serde_json::Value>, slots: Option<u32>) -> String {
+    let mut map: serde_json::Map<String, serde_json::Value> = config.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    if let Some(n) = slots {
+        map.insert("parallel".into(), n.into());
+    }
+    if map.is_empty() { String::new() } else { serde_json::Value::Object(map).to_string() }
 }

@@ -281,20 +281,20 @@ impl<'m> Worker<'m> {
 
     /// One decode for every active request.
     fn step(&mut self, batch: &mut LlamaBatch) {
-        // Room for each generating slot's next token; when there is none, the fullest ends.
-        let generating = self.active.iter().filter(|a| a.pending.is_some()).count();
-        if slots::used(&self.slots) + generating > self.n_ctx {
+        // Generation has grown the caches since admission: when what is admitted no longer
+        // fits, drop idle caches; if that is not enough, the fullest generating slots end with
+        // `length` and give their cells back.
+        if self.committed() > self.n_ctx {
             self.make_room(0, None);
-            while self.active.iter().any(|a| a.pending.is_some())
-                && slots::used(&self.slots) + self.active.iter().filter(|a| a.pending.is_some()).count() > self.n_ctx
-            {
-                let fullest = (0..self.active.len())
-                    .filter(|&i| self.active[i].pending.is_some())
-                    .max_by_key(|&i| self.slots[self.active[i].slot].cached.len());
-                if let Some(i) = fullest {
-                    self.end(i, Ok(FinishReason::Length));
-                }
-            }
+        }
+        while self.committed() > self.n_ctx {
+            let fullest = (0..self.active.len())
+                .filter(|&i| self.active[i].pending.is_some())
+                .max_by_key(|&i| self.slots[self.active[i].slot].cached.len());
+            let Some(i) = fullest else { break };
+            let slot = self.active[i].slot;
+            self.end(i, Ok(FinishReason::Length));
+            self.truncate(slot, 0);
         }
         batch.clear();
         let capacity = self.model.step_tokens() as usize;

@@ -40,7 +40,8 @@ pub(crate) fn run(cli: &Cli, args: &BenchArgs) -> Result<()> {
     let threads_list = if args.threads_list.is_empty() { vec![args.model.threads] } else { args.threads_list.clone() };
     let mut header_done = false;
     for &threads in &threads_list {
-        let loaded = session::load_model(cli, &args.model, threads)?;
+        // One slot, as llama-bench's one sequence: no other slot's cache shares the context.
+        let loaded = session::load_model_with(cli, &args.model, threads, Some(1))?;
         let info = loaded.model.info().clone();
         let threads_shown = if threads == 0 {
             rustai_core::abi::cpu::usable_cores()
