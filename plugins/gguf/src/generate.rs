@@ -59,13 +59,23 @@ pub(crate) fn run(
     let (events, rx) = mpsc::channel();
     let cancel = Arc::new(AtomicBool::new(false));
     scheduler.submit(Job { prompt, params: params.clone(), extras: extras.clone(), events, cancel: Arc::clone(&cancel) })?;
+    // What the host was given: after a cancel, the scheduler may produce a token or two before
+    // it sees the flag; those were never delivered and are not part of the completion.
+    let mut delivered = String::new();
     loop {
         match rx.recv_timeout(POLL) {
             Ok(Event::Prompt { tokens, cached }) => sink.on_prompt(tokens, cached),
             Ok(Event::Piece(text, id)) => {
-                if !cancel.load(Ordering::Relaxed) && !sink.on_token(text.as_str().into(), id) {
-                    cancel.store(true, Ordering::Relaxed);
+                if !cancel.load(Ordering::Relaxed) {
+                    delivered.push_str(&text);
+                    if !sink.on_token(text.as_str().into(), id) {
+                        cancel.store(true, Ordering::Relaxed);
+                    }
                 }
+            }
+            Ok(Event::Done(Ok(mut done))) if cancel.load(Ordering::Relaxed) && done.finish_reason == FinishReason::Cancelled => {
+                done.text = RString::from(delivered);
+                return Ok(done);
             }
             Ok(Event::Done(result)) => return result,
             Err(RecvTimeoutError::Timeout) => {}
