@@ -73,8 +73,11 @@ pub(crate) fn run(
                     }
                 }
             }
-            Ok(Event::Done(Ok(mut done))) if cancel.load(Ordering::Relaxed) && done.finish_reason == FinishReason::Cancelled => {
+            Ok(Event::Done(Ok(mut done))) if cancel.load(Ordering::Relaxed) => {
+                // Cancelled here, whatever the scheduler reached before it saw the flag (an end
+                // token, a stop sequence) with pieces the host never got.
                 done.text = RString::from(delivered);
+                done.finish_reason = FinishReason::Cancelled;
                 return Ok(done);
             }
             Ok(Event::Done(result)) => return result,

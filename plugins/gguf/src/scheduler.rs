@@ -192,17 +192,18 @@ impl<'m> Worker<'m> {
 
     /// The context for a request wanting `threads`, created (or re-created with other
     /// threads while nothing runs: the caches are lost, the model is not reloaded).
-    fn ensure_context(&mut self, threads: i32) -> Result<(), PluginError> {
+    /// Returns whether a new context was made (all caches are then empty).
+    fn ensure_context(&mut self, threads: i32) -> Result<bool, PluginError> {
         let current = self.ctx.as_ref().map(|(_, t)| *t);
         if current == Some(threads) || (current.is_some() && !self.active.is_empty()) {
-            return Ok(());
+            return Ok(false);
         }
         self.ctx = None;
         for s in &mut self.slots {
             s.cached.clear();
         }
         self.ctx = Some((self.model.new_context(threads)?, threads));
-        Ok(())
+        Ok(true)
     }
 
     /// Cells needed by what is admitted: the caches plus the rest of each prompt and one token.
@@ -215,8 +216,12 @@ impl<'m> Worker<'m> {
         let Some((ctx, _)) = self.ctx.as_mut() else { return };
         let seq = u32::try_from(s).unwrap_or(u32::MAX);
         let start = u32::try_from(from).unwrap_or(u32::MAX);
-        if !matches!(ctx.clear_kv_cache_seq(Some(seq), Some(start), None), Ok(true)) {
-            // Models whose cache cannot drop a tail (recurrent ones) drop it all.
+        let trimmed = matches!(ctx.clear_kv_cache_seq(Some(seq), Some(start), None), Ok(true));
+        // A sliding-window cache may have dropped the start of an idle sequence's window while
+        // other slots ran: then the kept prefix is not all there, and reusing it would decode
+        // against a missing window. Models whose cache cannot drop a tail (recurrent ones)
+        // also start again.
+        if !trimmed || (from > 0 && ctx.kv_cache_seq_pos_min(seq as i32) > 0) {
             let _ = ctx.clear_kv_cache_seq(Some(seq), None, None);
             self.slots[s].cached.clear();
         }
@@ -245,11 +250,7 @@ impl<'m> Worker<'m> {
                 fail(job, e);
                 continue;
             }
-            if let Err(e) = self.ensure_context(self.model.threads_for(job.extras.threads)) {
-                fail(job, e);
-                continue;
-            }
-            let Some(pick) = slots::pick(&self.slots, &job.prompt, self.model.cache_prompt) else {
+            let Some(mut pick) = slots::pick(&self.slots, &job.prompt, self.model.cache_prompt) else {
                 self.waiting.push_front(job);
                 return;
             };
@@ -261,6 +262,8 @@ impl<'m> Worker<'m> {
                 self.waiting.push_front(job);
                 return;
             }
+            // The request is placed now. Its parameters before the context: a request refused
+            // for them must not cost the caches anything.
             let mut generation = match Generation::new(self.model, &job) {
                 Ok(g) => g,
                 Err(e) => {
@@ -268,6 +271,15 @@ impl<'m> Worker<'m> {
                     continue;
                 }
             };
+            match self.ensure_context(self.model.threads_for(job.extras.threads)) {
+                Err(e) => {
+                    fail(job, e);
+                    continue;
+                }
+                // A new context (other threads) starts with empty caches.
+                Ok(true) => pick = slots::Pick { slot: pick.slot, reuse: 0 },
+                Ok(false) => {}
+            }
             self.truncate(pick.slot, pick.reuse);
             let reuse = self.slots[pick.slot].cached.len();
             let now = self.tick();
