@@ -278,14 +278,14 @@ impl LlmModel {
 
     /// Stream a completion on tokio's blocking pool. Dropping the stream cancels the generation.
     pub fn stream_generate(self: &Arc<Self>, request: GenerateRequest) -> TokenStream {
-        TokenStream::spawn(Arc::clone(self), move |model, cancel, on_piece| {
+        TokenStream::spawn(Arc::clone(self), move |model, cancel, on_piece, _| {
             model.generate_with(&request, Some(cancel), on_piece)
         })
     }
 
     /// Stream a chat reply. Dropping the stream cancels the generation.
     pub fn stream_chat(self: &Arc<Self>, request: ChatRequest) -> TokenStream {
-        TokenStream::spawn(Arc::clone(self), move |model, cancel, on_piece| {
+        TokenStream::spawn(Arc::clone(self), move |model, cancel, on_piece, _| {
             model.chat_with(&request, Some(cancel), on_piece)
         })
     }
@@ -302,26 +302,9 @@ impl LlmModel {
     }
 
     fn stream_observed(self: &Arc<Self>, request: TextRequest, extras: SamplingExtras) -> TokenStream {
-        let (tx, rx) = mpsc::channel(64);
-        let cancel = CancelToken::new();
-        let token = cancel.clone();
-        let model = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
-            let mut forward = |piece: &str| tx.blocking_send(StreamEvent::Piece(piece.to_owned())).is_ok();
-            let prompt_tx = tx.clone();
-            let mut on_prompt = |tokens, cached| {
-                let _ = prompt_tx.blocking_send(StreamEvent::Prompt { tokens, cached });
-            };
-            let last = match model.run_observed(&request, &extras, Some(&token), &mut forward, &mut on_prompt) {
-                Ok(done) => StreamEvent::Done(done),
-                Err(e) => StreamEvent::Error(e),
-            };
-            // Let go of the model before reporting the end, so a request that ends here
-            // (keep-alive 0) finds the model idle and can unload it at once.
-            drop(model);
-            let _ = tx.blocking_send(last);
-        });
-        TokenStream { rx, cancel }
+        TokenStream::spawn(Arc::clone(self), move |model, cancel, on_piece, on_prompt| {
+            model.run_observed(&request, &extras, Some(cancel), on_piece, on_prompt)
+        })
     }
 }
 
@@ -351,12 +334,16 @@ pub struct TokenStream {
     cancel: CancelToken,
 }
 
-type Job = Box<dyn FnOnce(&LlmModel, &CancelToken, &mut dyn FnMut(&str) -> bool) -> Result<Completion> + Send>;
+/// A generation run on the blocking pool: the model, the cancel flag, where pieces go and where
+/// the prompt report goes.
+type Job = Box<dyn FnOnce(&LlmModel, &CancelToken, &mut dyn FnMut(&str) -> bool, &mut dyn FnMut(u32, u32)) -> Result<Completion> + Send>;
 
 impl TokenStream {
     fn spawn(
         model: Arc<LlmModel>,
-        job: impl FnOnce(&LlmModel, &CancelToken, &mut dyn FnMut(&str) -> bool) -> Result<Completion> + Send + 'static,
+        job: impl FnOnce(&LlmModel, &CancelToken, &mut dyn FnMut(&str) -> bool, &mut dyn FnMut(u32, u32)) -> Result<Completion>
+            + Send
+            + 'static,
     ) -> Self {
         let job: Job = Box::new(job);
         let (tx, rx) = mpsc::channel(64);
@@ -364,7 +351,11 @@ impl TokenStream {
         let token = cancel.clone();
         tokio::task::spawn_blocking(move || {
             let mut forward = |piece: &str| tx.blocking_send(StreamEvent::Piece(piece.to_owned())).is_ok();
-            let last = match job(&model, &token, &mut forward) {
+            let prompt_tx = tx.clone();
+            let mut on_prompt = |tokens, cached| {
+                let _ = prompt_tx.blocking_send(StreamEvent::Prompt { tokens, cached });
+            };
+            let last = match job(&model, &token, &mut forward, &mut on_prompt) {
                 Ok(done) => StreamEvent::Done(done),
                 Err(e) => StreamEvent::Error(e),
             };

@@ -92,6 +92,11 @@ pub(crate) fn run(
     }
 }
 
+/// Whether `token` ends generation (an end-of-generation token, unless the request ignores them).
+pub(crate) fn ends(model: &LoadedModel, token: LlamaToken, ignore_eos: bool) -> bool {
+    model.model.vocab().is_eog(token) && !ignore_eos
+}
+
 /// A request's generation state while it holds a slot.
 pub(crate) struct Generation {
     pub(crate) sampler: Sampler,
@@ -139,14 +144,10 @@ impl Generation {
         self.prompt_done.get_or_insert_with(Instant::now);
     }
 
-    /// Whether `token` ends generation here.
-    fn ends(&self, model: &LoadedModel, token: LlamaToken) -> bool {
-        model.model.vocab().is_eog(token) && !self.ignore_eos
-    }
 
     /// A sampled token; `Some` when the generation ends with it (an end token is not emitted).
     pub(crate) fn push(&mut self, model: &LoadedModel, token: LlamaToken) -> Option<FinishReason> {
-        if self.ends(model, token) {
+        if ends(model, token, self.ignore_eos) {
             return Some(FinishReason::Eos);
         }
         self.tokens_out += 1;

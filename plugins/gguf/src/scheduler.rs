@@ -29,7 +29,7 @@ use llama_cpp_2::{context::LlamaContext, llama_batch::LlamaBatch, token::LlamaTo
 use rustai_abi::{ErrorKind, FinishReason, PluginError, SamplingExtras, SamplingParams};
 
 use crate::{
-    generate::{Event, Generation},
+    generate::{self, Event, Generation},
     model::LoadedModel,
     slots::{self, Slot},
 };
@@ -409,7 +409,8 @@ impl<'m> Worker<'m> {
             let Some((ctx, _)) = self.ctx.as_ref() else { return };
             let model = self.model;
             let generation = &mut a.generation;
-            let sampled = generation.sampler.sample(ctx, at, |t| generation_ends(model, t, &a.job.params));
+            let ignore_eos = a.job.params.ignore_eos;
+            let sampled = generation.sampler.sample(ctx, at, |t| generate::ends(model, t, ignore_eos));
             let outcome = match sampled {
                 Err(e) => Some(Err(e)),
                 // A token needs a position inside the context: prompt and output together
@@ -440,8 +441,4 @@ fn not_started(job: &Job) -> rustai_abi::Completion {
         finish_reason: FinishReason::Cancelled,
         timings: rustai_abi::Timings::default(),
     }
-}
-
-fn generation_ends(model: &LoadedModel, token: LlamaToken, params: &SamplingParams) -> bool {
-    model.model.vocab().is_eog(token) && !params.ignore_eos
 }
