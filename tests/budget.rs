@@ -5,7 +5,6 @@ use std::{path::Path, sync::Arc, time::Duration};
 
 use rustai_core::{
     abi::{GenerateRequest, LoadModelParams, SamplingParams},
-    budget::estimate_bytes,
     models, Budget, Error, KeepAlive, ModelFile, ModelPool, PluginManager,
 };
 use test_support::{plugins_dist, smollm2};
@@ -21,6 +20,14 @@ fn two_models(dir: &Path) -> (ModelFile, ModelFile) {
         }
     }
     (models::resolve("first", [dir]).unwrap(), models::resolve("second", [dir]).unwrap())
+}
+
+/// The memory the gguf plugin (which knows the format) estimates for `path` at context `ctx`:
+/// what the pool admits loads with.
+fn estimate_bytes(path: &Path, ctx: u32) -> Option<u64> {
+    let manager = PluginManager::from_dirs([plugins_dist()]).unwrap();
+    let gguf = manager.get("gguf").expect("the gguf plugin is loaded");
+    gguf.estimate_memory(&LoadModelParams { context_length: ctx, ..LoadModelParams::new(path.to_string_lossy()) })
 }
 
 fn params() -> LoadModelParams {

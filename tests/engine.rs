@@ -9,8 +9,10 @@ use std::{
 
 use rustai_core::{
     abi::{GenerateRequest, SamplingParams},
-    adaptive::{AdaptiveConfig, BatteryState, PowerProfile},
-    monitor::{ResourceMonitor, ResourceSnapshot, ResourceSource},
+    engine::{
+        adaptive::{AdaptiveConfig, BatteryState, PowerProfile},
+        monitor::{ResourceMonitor, ResourceSnapshot, ResourceSource},
+    },
     Engine, EngineConfig, Error, KeepAlive, LoadOptions, PluginManager, Registry,
 };
 use test_support::{plugins_dist, smollm2};

@@ -112,7 +112,7 @@ fn missing_folders_are_skipped_and_unknown_plugins_are_errors() {
     let manager = PluginManager::from_dirs(["/nonexistent/plugins"]).unwrap();
     assert!(manager.plugins().is_empty() && manager.rejected().is_empty());
     assert!(matches!(manager.llm("gguf"), Err(Error::UnknownPlugin(_))));
-    assert!(matches!(manager.llm_for_format("gguf"), Err(Error::NoPluginFor(_))));
+    assert!(matches!(manager.serving(None, "gguf", rustai_core::FamilyKind::Llm), Err(Error::NoPluginFor(_))));
 }
 
 #[test]
@@ -173,7 +173,7 @@ fn an_allowlist_admits_only_listed_digests_and_says_how_to_approve() {
     let lib = dylib_name("panicky");
     let path = dir.path().join(&lib);
     std::fs::copy(fixture("fixture_panicky"), &path).unwrap();
-    let digest = rustai_core::trust::sha256_file(&path).unwrap();
+    let digest = rustai_core::plugins::trust::sha256_file(&path).unwrap();
     std::fs::write(dir.path().join("plugins.lock"), format!("{}  other.so\n", "0".repeat(64))).unwrap();
 
     let manager = PluginManager::from_dirs([dir.path()]).unwrap();

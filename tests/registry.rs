@@ -6,7 +6,7 @@ use std::{fs, path::Path, time::Duration};
 
 use rustai_core::{
     models::{Location, Origin, RegistryEvent, SelectContext},
-    monitor::ResourceSnapshot,
+    engine::monitor::ResourceSnapshot,
     Error, ModelFormat, PluginManager, Registry, RegistryOptions, SelectionCriteria, Task,
 };
 use test_support::{manager_with, plugins_dist, repo_root, smollm2};

@@ -18,7 +18,7 @@ use std::{
 
 use rustai_core::{
     abi::{GenerateRequest, LoadModelParams, SamplingParams},
-    watch::DEFAULT_DEBOUNCE,
+    plugins::watcher::DEFAULT_DEBOUNCE,
     ModelFile, ModelFormat, ModelPool, PluginManager,
 };
 use test_support::{dylib_name, fixture, install};

@@ -2,8 +2,8 @@
 //!
 //! Everything that crosses a `dlopen` boundary lives here and nowhere else.
 //! The crate is deliberately small and depends on `abi_stable` alone: no tokio,
-//! no notify, no sysinfo, no HTTP. Plugins (cdylibs) depend on this crate; the
-//! host side (`rustai-core`) depends on it too and re-exports it.
+//! no notify, no sysinfo, no HTTP, and no plugin-side glue. The host
+//! (`rustai-core`) and the plugin SDK (`rustai-plugin`) both build on it.
 //!
 //! ## Layout
 //! - [`error`]: the FFI-safe [`PluginError`] with its `#[repr(u8)]` [`ErrorKind`].
@@ -15,8 +15,10 @@
 //!   [`Handshake`] (API semver + feature list) the host checks before anything else.
 //! - [`validate`]: bounds on every request value ([`SamplingParams::validate`],
 //!   [`limits`]), checked by the host at its edge and again by plugins.
-//! - [`export`]: plugin-side glue. [`export_plugin!`] exports a type as a plugin and
-//!   wraps every call in `catch_unwind`, so a panic never unwinds across the ABI.
+//!
+//! Plugin authors do not depend on this crate directly: the `rustai-plugin` SDK
+//! re-exports all of it, with the export glue (panic guards, the root module, the
+//! handshake) and helpers such as a model-handle store.
 //!
 //! ## Versioning
 //! The crate version *is* the ABI version ([`API_VERSION`]). A new trait method
@@ -29,12 +31,11 @@
 //! and must be rebuilt. 0.1.1 added [`SamplingExtras`] and
 //! [`LlmPlugin::generate_ext`] / [`LlmPlugin::chat_ext`]; 0.1.2 added
 //! [`TokenSink::on_prompt`] (prompt tokens reused from a cache) and the `prompt-cache` /
-//! `batching` features. See `docs/plugin-guide.md`.
+//! `batching` features; 0.1.3 added [`Plugin::estimate_memory`] (a load's memory, as the
+//! plugin that knows the format estimates it). See `docs/plugin-guide.md`.
 
 pub mod cpu;
 pub mod error;
-pub mod export;
-pub mod store;
 pub mod module;
 pub mod traits;
 pub mod types;
@@ -45,8 +46,6 @@ pub use abi_stable;
 
 pub use abi_stable::std_types::{RBox, ROption, RResult, RSlice, RStr, RString, RVec};
 pub use error::{ErrorKind, PluginError, CONTEXT_LENGTH_EXCEEDED};
-pub use export::{Families, PluginExport};
-pub use store::ModelStore;
 pub use module::{Handshake, PluginInstance, PluginMod, PluginModRef};
 pub use traits::{
     AudioSink, AudioSinkMut, AudioSink_TO, EmbeddingBox, EmbeddingPlugin, EmbeddingPlugin_TO,
@@ -70,6 +69,7 @@ pub const API_FEATURES: &[&str] = &[
     "tool.v1",
     "token-sink.cancel",
     "token-sink.prompt",
+    "plugin.estimate-memory",
 ];
 
 /// Well-known capability feature names a plugin may advertise in

@@ -39,6 +39,15 @@ pub trait Plugin: Send + Sync {
     fn shutdown(&self) -> RResult<(), PluginError> {
         RResult::ROk(())
     }
+    /// The memory, in bytes, a model at `params.path` would take loaded with `params`
+    /// (weights, caches for the context asked for, working buffers), as this plugin, which
+    /// knows the format, estimates it. The host's memory budget admits loads with it.
+    /// Default: [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported), and the host
+    /// falls back to the size on disk. Added in 0.1.3.
+    fn estimate_memory(&self, params: &LoadModelParams) -> RResult<u64, PluginError> {
+        let _ = params;
+        RResult::RErr(PluginError::unsupported("this plugin does not estimate memory"))
+    }
 }
 
 /// Receives generated text as it is produced. Implemented by the host.

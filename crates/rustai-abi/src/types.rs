@@ -121,6 +121,31 @@ pub struct PluginInfo {
     pub resources: ResourceRequirements,
 }
 
+impl PluginInfo {
+    /// Info for a plugin named `name` in `category`, with no formats, features or
+    /// resource needs yet. `id`, `version` and `api_version` are left empty: the SDK's
+    /// export glue fills them from the one place they are declared (the export macro
+    /// and the plugin's `Cargo.toml`).
+    pub fn new(name: impl Into<RString>, category: Category) -> Self {
+        Self {
+            id: RString::new(),
+            name: name.into(),
+            version: RString::new(),
+            api_version: RString::new(),
+            description: RString::new(),
+            category,
+            capabilities: Capabilities::default(),
+            resources: ResourceRequirements::default(),
+        }
+    }
+
+    /// With a one-line description.
+    pub fn describe(mut self, description: impl Into<RString>) -> Self {
+        self.description = description.into();
+        self
+    }
+}
+
 /// Health of a plugin.
 #[repr(u8)]
 #[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -17,6 +17,10 @@ pub(crate) struct Cli {
     /// models.toml with extra or refined model entries (default: models.toml in a model folder).
     #[arg(long = "models-config", global = true, env = "RUSTAI_MODELS_CONFIG", value_name = "FILE")]
     pub(crate) models_config: Option<PathBuf>,
+    /// plugins.toml: each plugin's settings, one table per plugin id, given to it at load
+    /// (default: ~/.rustai/plugins.toml when it exists).
+    #[arg(long = "plugins-config", global = true, env = "RUSTAI_PLUGINS_CONFIG", value_name = "FILE")]
+    pub(crate) plugins_config: Option<PathBuf>,
     /// Log filter when RUSTAI_LOG is unset (error, warn, info, debug, trace).
     #[arg(long, global = true, default_value = "warn")]
     pub(crate) log_level: String,

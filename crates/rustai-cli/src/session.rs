@@ -1,12 +1,14 @@
-//! What every model command shares: loading plugins, resolving the model name,
-//! loading the model, and turning CLI flags into ABI parameters.
+//! What every command shares: the plugin and model folders, the configuration files,
+//! the [`Engine`] every model command goes through (the same entry points as the
+//! server), and turning CLI flags into ABI parameters.
 
 use std::{path::PathBuf, time::Instant};
 
 use anyhow::{Context, Result};
 use rustai_core::{
-    abi::{LoadModelParams, ROption, RString, SamplingParams},
-    LlmModel, ModelFile, PluginManager, Registry, RegistryOptions,
+    abi::{Completion, ROption, RString, SamplingParams},
+    engine::adaptive::{PowerProfile, ProfileLimits},
+    Engine, EngineConfig, LlmModel, LoadOptions, PluginConfigs, PluginManager, Prepared, Registry, RegistryOptions,
 };
 
 use crate::cli::{Cli, ModelArgs, SamplingArgs};
@@ -35,72 +37,96 @@ pub(crate) fn model_dirs(cli: &Cli) -> Vec<PathBuf> {
 
 /// The model registry over the model folders and models.toml.
 pub(crate) fn registry(cli: &Cli) -> Result<Registry> {
-    Ok(Registry::open(RegistryOptions { dirs: model_dirs(cli), config_file: cli.models_config.clone() })?)
+    registry_with(cli, Vec::new())
 }
 
-/// An engine over the plugins and models (for the embedding and speech commands).
-pub(crate) fn engine(cli: &Cli) -> Result<rustai_core::Engine> {
-    Ok(rustai_core::Engine::new(plugins(cli)?, registry(cli)?, None, rustai_core::EngineConfig::default()))
+fn registry_with(cli: &Cli, files: Vec<PathBuf>) -> Result<Registry> {
+    Ok(Registry::open(RegistryOptions { dirs: model_dirs(cli), config_file: cli.models_config.clone(), files })?)
 }
 
-/// Load every plugin; warn about rejected files.
+/// What each plugin receives in `init`: `--plugins-config`, else `~/.rustai/plugins.toml`.
+pub(crate) fn plugin_configs(cli: &Cli) -> Result<PluginConfigs> {
+    match cli.plugins_config.clone().or_else(|| home_dir("plugins.toml")) {
+        Some(path) => Ok(PluginConfigs::load(&path)?),
+        None => Ok(PluginConfigs::none()),
+    }
+}
+
+/// Load every plugin, configured; warn about rejected files.
 pub(crate) fn plugins(cli: &Cli) -> Result<PluginManager> {
-    let dirs = plugin_dirs(cli);
-    let manager = PluginManager::from_dirs(&dirs)?;
+    let manager = PluginManager::new()?;
+    manager.set_configs(plugin_configs(cli)?);
+    for dir in plugin_dirs(cli) {
+        manager.load_dir(&dir)?;
+    }
     for r in manager.rejected() {
         tracing::warn!("skipped {r}");
     }
     Ok(manager)
 }
 
-/// A model loaded in the plugin that serves it.
-pub(crate) struct Loaded {
-    pub(crate) file: ModelFile,
-    pub(crate) model: LlmModel,
-    pub(crate) load_ms: f64,
-    // Keeps the plugins alive as long as the model.
-    _plugins: PluginManager,
+/// The engine a one-off command runs on: no device monitor, no profile limits (the
+/// flags say what the user wants), `slots` decode slots for a language model (0 = the
+/// plugin's default).
+fn command_engine(plugins: PluginManager, registry: Registry, slots: u32) -> Engine {
+    let config = EngineConfig { profile: PowerProfile::Custom(ProfileLimits::unlimited()), slots, ..EngineConfig::default() };
+    Engine::new(plugins, registry, None, config)
 }
 
-/// Resolve, pick a plugin, load.
-pub(crate) fn load_model(cli: &Cli, args: &ModelArgs, threads: u32) -> Result<Loaded> {
-    load_model_with(cli, args, threads, None)
+/// An engine over the plugins and models (for the embedding and speech commands).
+pub(crate) fn engine(cli: &Cli) -> Result<Engine> {
+    Ok(command_engine(plugins(cli)?, registry(cli)?, 0))
+}
+
+/// A language model leased from the engine for a command.
+pub(crate) struct Loaded {
+    /// The model, the entry it came from, what the engine adapted.
+    pub(crate) prepared: Prepared,
+    pub(crate) load_ms: f64,
+    engine: Engine,
+}
+
+impl Loaded {
+    /// The loaded model.
+    pub(crate) fn model(&self) -> &LlmModel {
+        &self.prepared.lease
+    }
+
+    /// Record a finished generation in the engine's metrics (as the server does).
+    pub(crate) fn record(&self, outcome: std::result::Result<&Completion, &rustai_core::Error>) {
+        self.engine.record(&self.prepared, outcome);
+    }
+}
+
+/// Resolve, pick the plugin, adapt `sampling`, load: [`Engine::prepare_llm`], as the
+/// server's requests do.
+pub(crate) fn load_model(cli: &Cli, args: &ModelArgs, threads: u32, sampling: &mut SamplingParams) -> Result<Loaded> {
+    load_model_with(cli, args, threads, None, sampling)
 }
 
 /// [`load_model`] with a number of slots (the `parallel` load option; `None` = the plugin's default).
-pub(crate) fn load_model_with(cli: &Cli, args: &ModelArgs, threads: u32, slots: Option<u32>) -> Result<Loaded> {
+pub(crate) fn load_model_with(cli: &Cli, args: &ModelArgs, threads: u32, slots: Option<u32>, sampling: &mut SamplingParams) -> Result<Loaded> {
     let plugins = plugins(cli)?;
-    let entry = if std::path::Path::new(&args.model).exists() {
-        Registry::entry_for_path(std::path::Path::new(&args.model))?
+    // A path on the command line is a model too, whether or not it is in a model folder.
+    let path = std::path::Path::new(&args.model);
+    let (registry, name) = if path.exists() {
+        let entry = Registry::entry_for_path(path)?;
+        (registry_with(cli, vec![path.to_path_buf()])?, entry.id)
     } else {
-        registry(cli)?.lookup(&args.model)?
+        (registry(cli)?, args.model.clone())
     };
-    if !entry.task.serves(rustai_core::Task::Completion) && entry.task != rustai_core::Task::Unknown {
-        anyhow::bail!("`{}` is a {} model; this command needs a chat or completion model", entry.id, entry.task.as_str());
-    }
-    let file = entry.file().with_context(|| format!("`{}` is a remote model; `rustai serve` reaches it through its plugin", entry.id))?;
-    let config_u32 = |key: &str| entry.config.get(key).and_then(|v| v.as_u64()).and_then(|v| u32::try_from(v).ok());
-    let llm = match args.plugin.as_ref().or(entry.provider.as_ref()) {
-        Some(id) => plugins.llm(id)?,
-        None => plugins.llm_for_format(file.format.as_str()).with_context(|| {
-            format!("looked in {}", plugin_dirs(cli).iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "))
-        })?,
-    };
-    let params = LoadModelParams {
-        context_length: if args.ctx > 0 { args.ctx } else { config_u32("context_length").unwrap_or(0) },
-        threads: if threads > 0 { threads } else { config_u32("threads").unwrap_or(0) },
-        gpu_layers: args.gpu_layers,
-        extra_json: merged_options(&entry.config, slots).into(),
-        ..LoadModelParams::new(file.path.to_string_lossy())
-    };
+    let engine = command_engine(plugins, registry, slots.unwrap_or(0));
+    let options = LoadOptions { context_length: args.ctx, threads, gpu_layers: args.gpu_layers, keep_alive: None, plugin: args.plugin.clone() };
     let started = Instant::now();
-    let spinner = indicatif::ProgressBar::new_spinner().with_message(format!("loading {} with plugin {}", entry.id, llm.plugin().id()));
+    let spinner = indicatif::ProgressBar::new_spinner().with_message(format!("loading {name}"));
     spinner.enable_steady_tick(std::time::Duration::from_millis(100));
-    let model = llm.load(&params);
+    let prepared = engine.prepare_llm(&name, &options, sampling);
     spinner.finish_and_clear();
-    let model = model?;
+    let prepared = prepared.with_context(|| {
+        format!("looked in {}", plugin_dirs(cli).iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "))
+    })?;
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
-    Ok(Loaded { file, model, load_ms, _plugins: plugins })
+    Ok(Loaded { prepared, load_ms, engine })
 }
 
 /// ABI sampling parameters from the flags.
@@ -124,13 +150,4 @@ pub(crate) fn sampling(args: &SamplingArgs) -> Result<SamplingParams> {
         json_schema: opt(args.json_schema.as_ref().map(read).transpose()?),
         ignore_eos: false,
     })
-}
-
-/// The model's `models.toml` config as load options, with `parallel` set when given.
-fn merged_options(config: &std::collections::BTreeMap<String, serde_json::Value>, slots: Option<u32>) -> String {
-    let mut map: serde_json::Map<String, serde_json::Value> = config.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    if let Some(n) = slots {
-        map.insert("parallel".into(), n.into());
-    }
-    if map.is_empty() { String::new() } else { serde_json::Value::Object(map).to_string() }
 }

@@ -1,12 +1,13 @@
 //! # rustai-core: the RustAI host library
 //!
-//! Loads plugins (cdylibs built against [`rustai_abi`]) from folders, checks
-//! them, and gives Rust applications a typed, safe API over them.
+//! Loads plugins (cdylibs built against the `rustai-abi` contract, usually through the
+//! `rustai-plugin` SDK) from folders, checks them, and gives Rust applications one
+//! engine over them.
 //!
 //! ```no_run
 //! use rustai_core::{abi::{GenerateRequest, LoadModelParams, SamplingParams}, PluginManager};
 //! let plugins = PluginManager::from_dirs(["plugins-dist"])?;
-//! let llm = plugins.llm_for_format("gguf")?;
+//! let llm = plugins.llm("gguf")?;
 //! let model = llm.load(&LoadModelParams::new("models/SmolLM2-135M-Instruct.Q4_1.gguf"))?;
 //! let done = model.generate(&GenerateRequest::new("Once upon a time", SamplingParams::greedy()), |piece| {
 //!     print!("{piece}");
@@ -16,75 +17,51 @@
 //! # Ok::<(), rustai_core::Error>(())
 //! ```
 //!
-//! ## Layout
-//! - [`manager`]: [`PluginManager`]: folders, the serving plugins, rejections, and
-//!   [`PluginManager::sync_path`], which loads, reloads (load new, retire old) or retires.
-//! - [`watch`]: [`PluginWatcher`]: notify-based, debounced hot reload of plugin folders.
-//! - [`events`]: [`PluginEvent`] lifecycle events, logged and broadcast.
-//! - [`loader`]: one file: sniff, private copy, dlopen, layout/API/id checks, instantiate.
-//! - [`trust`]: folder permission checks and the sha256 allowlist (`plugins.lock`).
-//! - [`engine`]: [`Engine`]: registry lookup → adaptive rules → pooled model → metrics, the
-//!   path every request takes (server, CLI, embedding apps).
-//! - [`pool`]: [`ModelPool`]: shared loaded models within a memory budget (LRU eviction,
-//!   keep-alive, idle unload) that follow plugin reloads.
-//! - [`budget`]: [`Budget`], [`KeepAlive`] and memory estimates.
+//! ## Layout (three jobs, three folders)
+//! - [`plugins`]: hosting plugins: [`PluginManager`] (folders, loads, hot reload, the one
+//!   rule for which plugin serves a model), loader, trust, configuration, events, watcher.
+//! - [`models`]: [`Registry`]: models found on disk (detected by content) or declared in
+//!   `models.toml`, live updates, lookup by id / prefix / `name:tag`, explained selection.
+//! - [`engine`]: [`Engine`], the request path every request takes (server, CLI,
+//!   applications): resolve once, adapt once, lease from the [`ModelPool`] (every family,
+//!   one budget), run, record in the [`Metrics`]; with budget, adaptive rules, monitor.
+//! - [`families`]: typed handles on each plugin family ([`Llm`], [`Embedder`],
+//!   [`Transcriber`], [`Synthesizer`], [`Tools`]) and their loaded models.
 //! - [`audio`]: WAV decoding/resampling to 16 kHz mono PCM and WAV encoding.
-//! - [`families`]: [`Embedder`], [`Transcriber`], [`Synthesizer`]: typed embedding, speech-to-text
-//!   and text-to-speech calls (models unloaded on drop).
-//! - [`tool`]: [`Tools`]: typed calls into a tool plugin.
-//! - [`llm`]: [`Llm`] / [`LlmModel`]: blocking generation with a callback, async
-//!   [`TokenStream`]s, [`CancelToken`].
-//! - [`models`]: [`Registry`]: models found on disk (GGUF, safetensors folders, ONNX, Piper,
-//!   whisper.cpp; detected by content) or declared in `models.toml`, live updates, lookup
-//!   by id / prefix / `name:tag`, and explained selection.
-//! - [`adaptive`]: power profiles and thermal / battery / memory rules that adjust a
-//!   request's parameters, reporting each change.
-//! - [`monitor`]: [`ResourceMonitor`]: memory, CPU, temperature and battery snapshots from an
-//!   injectable source (sysinfo and /sys/class/power_supply on the real machine).
-//! - [`metrics`]: [`Metrics`]: per-request records summed per model and in total.
 //! - [`error`]: [`Error`] and [`Result`].
 //!
+//! Dependencies between them run one way: `engine` → `models` → `plugins`,
+//! `engine` → `families` → `plugins`.
+//!
 //! **Invariant:** this crate never links llama.cpp, candle, ONNX Runtime or an
-//! HTTP stack; everything model-specific happens in plugins.
+//! HTTP stack, and knows no model format's internals beyond detection; everything
+//! model-specific (memory estimates included) happens in plugins.
 
-pub mod adaptive;
 pub mod audio;
-mod aux_models;
-pub mod budget;
 pub mod engine;
 pub mod error;
-pub mod events;
 pub mod families;
 mod fswatch;
-pub mod llm;
-pub mod loader;
-pub mod manager;
-pub mod metrics;
 pub mod models;
-pub mod monitor;
-pub mod pool;
-pub mod tool;
-pub mod trust;
-pub mod watch;
+pub mod plugins;
 
-/// The plugin ABI, re-exported so applications need only this crate.
+/// The plugin contract, re-exported so applications need only this crate.
 pub use rustai_abi as abi;
 
-/// Model file readers (and the Whisper CTranslate2 → ggml converter), re-exported.
+/// Model file header readers, re-exported.
 pub use rustai_formats as formats;
 
-pub use engine::{Engine, EngineConfig, LoadOptions, Prepared, AUTO};
+pub use engine::{
+    budget::{Budget, KeepAlive}, metrics::{Metrics, RequestRecord, Summary}, monitor::{ResourceMonitor, ResourceSnapshot},
+    pool::{Lease, LoadedModelStatus, ModelPool}, Engine, EngineConfig, LoadOptions, Prepared, Served, AUTO,
+};
 pub use error::{Error, Result};
-pub use llm::{CancelToken, Llm, LlmModel, StreamEvent, TextRequest, TokenStream};
-pub use loader::RejectReason;
-pub use events::{EventKind, PluginEvent};
-pub use families::{Embedder, EmbeddingModel, SttModel, Synthesizer, TtsModel, Transcriber};
-pub use manager::{LoadedPlugin, PluginManager, Rejected, SyncOutcome};
-pub use metrics::{Metrics, RequestRecord, Summary};
+pub use families::{
+    CancelToken, Embedder, EmbeddingModel, Family, Llm, LlmModel, StreamEvent, SttModel, Synthesizer, TextRequest, TokenStream, Tools,
+    Transcriber, TtsModel,
+};
 pub use models::{ModelEntry, ModelFile, ModelFormat, Registry, RegistryOptions, SelectionCriteria, Task};
-pub use monitor::{ResourceMonitor, ResourceSnapshot};
-pub use budget::{Budget, KeepAlive};
-pub use pool::{Lease, LoadedModelStatus, ModelPool};
-pub use tool::Tools;
-pub use trust::TrustPolicy;
-pub use watch::PluginWatcher;
+pub use plugins::{
+    EventKind, FamilyKind, LoadedPlugin, PluginConfigs, PluginEvent, PluginManager, PluginWatcher, Rejected, RejectReason, SyncOutcome,
+    TrustPolicy,
+};

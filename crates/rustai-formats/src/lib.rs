@@ -10,8 +10,10 @@
 //! - [`safetensors`]: the JSON header of a `.safetensors` file, checked against the file size.
 //! - [`onnx`]: the top-level fields of an ONNX `ModelProto` (recognition without a magic number).
 //! - [`ct2`]: the variable table of a CTranslate2 `model.bin`.
-//! - [`whisper`]: whisper.cpp ggml model files (header check), and the one
-//!   writer here: a converter from CTranslate2 Whisper models to that format.
+//! - [`whisper`]: whisper.cpp ggml model files (header check).
+//!
+//! Converters that write model files (CTranslate2 Whisper to whisper.cpp ggml)
+//! are in the `rustai-convert` crate, built on these readers.
 
 pub mod ct2;
 pub mod gguf;
@@ -23,7 +25,7 @@ pub use ct2::{Ct2Dtype, Ct2Model, Ct2Variable};
 pub use gguf::{GgufHeader, MetaValue};
 pub use onnx::OnnxHeader;
 pub use safetensors::SafetensorsHeader;
-pub use whisper::{convert_ct2, is_whisper_ggml, ConvertReport, WhisperHeader, WhisperHparams};
+pub use whisper::{is_whisper_ggml, WhisperHeader, WhisperHparams};
 
 /// Errors from reading a model file.
 #[derive(Debug, thiserror::Error)]
@@ -60,39 +62,25 @@ pub enum Error {
     /// A CTranslate2 `model.bin` of a format version this reader does not know.
     #[error("unsupported CTranslate2 model.bin version {0} (supported: 1 to 6); convert the model with a CTranslate2 release that writes one of these")]
     UnsupportedCt2Version(u32),
-    /// A CTranslate2 variable of a data type the converter cannot turn into ggml.
-    #[error("variable `{name}` is stored as {dtype}; only float16, bfloat16 and float32 can be converted (re-run ct2-transformers-converter with `--quantization float16`)")]
-    UnsupportedDtype {
-        /// The variable.
-        name: String,
-        /// Its data type.
-        dtype: String,
-    },
-    /// The model lacks a variable (or file) the conversion needs.
-    #[error("missing `{0}`: is this a Whisper model converted by CTranslate2 (`WhisperSpec`), with its tokenizer.json beside model.bin?")]
+    /// The model lacks a variable asked for ([`Ct2Model::require`]).
+    #[error("missing variable `{0}`")]
     Missing(String),
-    /// A variable has a shape other than the model's dimensions imply.
+    /// A variable has a shape other than the one expected of it.
     #[error("variable `{name}` has shape {found:?}, expected {expected:?}")]
     Shape {
         /// The variable.
         name: String,
-        /// The shape the hyper-parameters imply.
+        /// The shape expected (empty for a scalar).
         expected: Vec<u64>,
         /// The shape in the file.
         found: Vec<u64>,
     },
-    /// The CTranslate2 model is not a Whisper model.
-    #[error("model.bin holds a `{0}`, not a `WhisperSpec`; only Whisper models can be converted to whisper.cpp's format")]
-    NotWhisper(String),
     /// The file is not a whisper.cpp ggml file.
     #[error("not a whisper.cpp ggml file (starts with {found:02x?}, expected 6c 6d 67 67 = \"lmgg\")")]
     NotWhisperGgml {
         /// The first bytes found.
         found: Vec<u8>,
     },
-    /// tokenizer.json could not be used.
-    #[error("bad tokenizer.json: {0}")]
-    Tokenizer(String),
 }
 
 /// `Result` with this crate's [`Error`].

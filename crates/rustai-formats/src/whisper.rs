@@ -1,24 +1,19 @@
-//! whisper.cpp's ggml model files: header reader and a converter from CTranslate2.
+//! whisper.cpp's ggml model files: header reader.
 //!
 //! Layout (little-endian, no alignment):
 //! 1. `u32` magic `0x67676d6c` (bytes `lmgg`);
 //! 2. 11 `i32` hyper-parameters ([`WhisperHparams`], in field order);
 //! 3. the mel filterbank: `i32` rows (= `n_mels`), `i32` columns (201), then
-//!    rows × columns `f32` ([`mel::mel_filters`]);
-//! 4. the vocabulary: `i32` count, then per token an `i32` length and its bytes
-//!    ([`vocab`]);
+//!    rows × columns `f32`;
+//! 4. the vocabulary: `i32` count, then per token an `i32` length and its bytes;
 //! 5. tensors until the end of the file, each an `i32` rank, `i32` name length,
 //!    `i32` ggml type (0 = f32, 1 = f16, or a quantized type), the dimensions
 //!    innermost first (`i32` each), the name, then the data.
 //!
 //! [`WhisperHeader::read`] walks all of it (skipping the data), so a truncated
-//! file or one missing tensors is reported before whisper.cpp sees it.
-//! [`convert_ct2`] writes such a file from a CTranslate2 Whisper model.
-
-pub mod convert;
-pub mod mel;
-mod plan;
-pub mod vocab;
+//! file or one missing tensors is reported before whisper.cpp sees it. The
+//! writer (`convert_ct2`, from a CTranslate2 Whisper model, with the filterbank
+//! and vocabulary it computes) is in the `rustai-convert` crate.
 
 #[cfg(test)]
 mod tests;
@@ -28,9 +23,6 @@ use std::{
     io::{BufReader, Read},
     path::Path,
 };
-
-pub use convert::{convert_ct2, sinusoids, ConvertReport};
-pub use mel::mel_filters;
 
 use crate::{gguf::ggml_type_layout, Error, Result};
 
@@ -91,7 +83,8 @@ impl WhisperHparams {
         ]
     }
 
-    fn from_array(a: [u32; 11]) -> Self {
+    /// The fields from file order (the inverse of [`Self::to_array`]).
+    pub fn from_array(a: [u32; 11]) -> Self {
         let [n_vocab, n_audio_ctx, n_audio_state, n_audio_head, n_audio_layer, n_text_ctx, n_text_state, n_text_head, n_text_layer, n_mels, ftype] =
             a;
         Self {

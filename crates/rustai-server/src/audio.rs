@@ -17,7 +17,7 @@ use axum::{
 };
 use rustai_core::{
     abi::{ROption, RString, SpeakRequest, TranscribeRequest, Transcription},
-    CancelToken, Task,
+    CancelToken, LoadOptions, Task, TtsModel,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -127,7 +127,6 @@ pub(crate) async fn transcriptions(State(state): State<AppState>, mut form: Mult
     let (t, duration) = tokio::task::spawn_blocking(move || -> rustai_core::Result<(Transcription, f64)> {
         let pcm = rustai_core::audio::decode_wav_max(&file, max_secs)?;
         drop(file);
-        let (_, m) = engine.stt_model(&id)?;
         let request = TranscribeRequest {
             pcm: pcm.samples.clone().into(),
             sample_rate: pcm.sample_rate,
@@ -137,7 +136,7 @@ pub(crate) async fn transcriptions(State(state): State<AppState>, mut form: Mult
             initial_prompt: prompt.map(RString::from).into(),
             temperature,
         };
-        Ok((m.transcribe(&request)?, pcm.duration_secs()))
+        Ok((engine.transcribe(&id, &request)?.output, pcm.duration_secs()))
     })
     .await
     .map_err(internal)?
@@ -181,23 +180,25 @@ pub(crate) async fn speech(State(state): State<AppState>, Body(body): Body<Speec
     let cancel = CancelToken::new();
     let _cancel_on_drop = CancelOnDrop(cancel.clone());
     let (rate, pcm) = tokio::task::spawn_blocking(move || -> rustai_core::Result<(u32, Vec<f32>)> {
-        let (_, m) = engine.tts_model(&id)?;
-        let voices = m.voices()?;
-        let voice = match body.voice.as_deref() {
-            None | Some("") => None,
-            Some(v) if voices.iter().any(|x| x.id.as_str() == v) => Some(v.to_owned()),
-            // OpenAI's voice names do not exist here: they mean the model's default voice.
-            Some(v) if OPENAI_VOICES.contains(&v) => None,
-            Some(v) => {
-                let known: Vec<&str> = voices.iter().map(|x| x.id.as_str()).collect();
-                return Err(rustai_core::Error::InvalidParameter(rustai_core::abi::InvalidParam {
-                    field: "voice",
-                    message: format!("unknown voice `{v}` (this model has: {})", known.join(", ")),
-                }));
-            }
-        };
-        let request = SpeakRequest { text: body.input.into(), voice: voice.map(RString::from).into(), speed, noise_scale: ROption::RNone };
-        let (info, pcm) = m.synthesize_until(&request, &cancel)?;
+        let served = engine.with_model(&id, Task::Tts, &LoadOptions::default(), |m: &TtsModel| {
+            let voices = m.voices()?;
+            let voice = match body.voice.as_deref() {
+                None | Some("") => None,
+                Some(v) if voices.iter().any(|x| x.id.as_str() == v) => Some(v.to_owned()),
+                // OpenAI's voice names do not exist here: they mean the model's default voice.
+                Some(v) if OPENAI_VOICES.contains(&v) => None,
+                Some(v) => {
+                    let known: Vec<&str> = voices.iter().map(|x| x.id.as_str()).collect();
+                    return Err(rustai_core::Error::InvalidParameter(rustai_core::abi::InvalidParam {
+                        field: "voice",
+                        message: format!("unknown voice `{v}` (this model has: {})", known.join(", ")),
+                    }));
+                }
+            };
+            let request = SpeakRequest { text: body.input.into(), voice: voice.map(RString::from).into(), speed, noise_scale: ROption::RNone };
+            m.synthesize_until(&request, &cancel)
+        })?;
+        let (info, pcm) = served.output;
         Ok((info.sample_rate, pcm))
     })
     .await
@@ -210,4 +211,10 @@ pub(crate) async fn speech(State(state): State<AppState>, Body(body): Body<Speec
     }
     let wav = rustai_core::audio::encode_wav(&pcm, rate).map_err(|e| ApiError::from(e).openai())?;
     Ok(([(header::CONTENT_TYPE, "audio/wav".to_owned()), (header::HeaderName::from_static("x-sample-rate"), rate_header)], wav).into_response())
+}
+
+/// OpenAI's `/v1/audio/*` routes.
+pub(crate) fn routes() -> axum::Router<AppState> {
+    use axum::routing::post;
+    axum::Router::new().route("/v1/audio/transcriptions", post(transcriptions)).route("/v1/audio/speech", post(speech))
 }

@@ -1,8 +1,9 @@
-//! Optional API keys: `Authorization: Bearer KEY` or `x-api-key: KEY`,
-//! compared in constant time. Keys are never logged. `/health` stays open so
-//! supervisors can probe the service.
+//! Optional API keys: `Authorization: Bearer KEY` or `x-api-key: KEY` (read by
+//! `api_key`), compared in constant time. Keys are never logged. `/health` stays
+//! open so supervisors can probe the service. The middleware takes only its own
+//! sub-state, [`ApiKeys`].
 
-use std::sync::atomic::Ordering;
+use std::sync::{atomic::Ordering, Arc};
 
 use axum::{
     extract::{Request, State},
@@ -12,15 +13,20 @@ use axum::{
 };
 use subtle::ConstantTimeEq;
 
-use crate::{error::ApiError, state::AppState};
+use crate::{api_key::presented, counters::Counters, error::ApiError};
 
-pub(crate) fn presented(req: &Request) -> Option<&str> {
-    let h = req.headers();
-    h.get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .or_else(|| h.get("x-api-key").and_then(|v| v.to_str().ok()))
-        .map(str::trim)
+/// What authentication needs (its sub-state of the server's state): the accepted keys
+/// and the counters, for refusals.
+#[derive(Clone)]
+pub(crate) struct ApiKeys {
+    keys: Arc<[String]>,
+    counters: Arc<Counters>,
+}
+
+impl ApiKeys {
+    pub(crate) fn new(keys: &[String], counters: Arc<Counters>) -> Self {
+        Self { keys: keys.into(), counters }
+    }
 }
 
 /// Whether `key` equals one of `keys`; every key is compared, in constant time.
@@ -32,8 +38,8 @@ fn matches(keys: &[String], key: &str) -> bool {
     keys.iter().fold(false, |ok, k| ok | bool::from(sha2::Sha256::digest(k.as_bytes()).as_slice().ct_eq(presented.as_slice())))
 }
 
-pub(crate) async fn require_key(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let keys = &state.config.api_keys;
+pub(crate) async fn require_key(State(state): State<ApiKeys>, req: Request, next: Next) -> Response {
+    let keys = &state.keys;
     if keys.is_empty() || req.uri().path() == "/health" {
         return next.run(req).await;
     }

@@ -57,11 +57,8 @@ async fn run(state: &AppState, model: String, inputs: Vec<String>) -> ApiResult<
     let _ticket = state.admission.enter(&id).await?;
     let engine = state.engine.clone();
     tokio::task::spawn_blocking(move || {
-        let started = Instant::now();
-        let (entry, m) = engine.embedding_model(&model)?;
-        let load = started.elapsed();
-        let out = m.embed(&inputs, true)?;
-        Ok((entry.id, out, load))
+        let served = engine.embed(&model, &inputs, true)?;
+        Ok((served.entry.id, served.output, served.load_duration))
     })
     .await
     .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("worker failed: {e}")))?
@@ -146,4 +143,13 @@ pub(crate) async fn openai(State(state): State<AppState>, Body(body): Body<OpenA
         "model": body.model,
         "usage": { "prompt_tokens": out.tokens_in, "total_tokens": out.tokens_in },
     })))
+}
+
+/// The embedding routes of both APIs.
+pub(crate) fn routes() -> axum::Router<AppState> {
+    use axum::routing::post;
+    axum::Router::new()
+        .route("/api/embed", post(ollama))
+        .route("/api/embeddings", post(ollama))
+        .route("/v1/embeddings", post(openai))
 }

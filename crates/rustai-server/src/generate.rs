@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use rustai_core::{
     abi::{ChatMessage, ChatRequest, Completion, GenerateRequest, SamplingExtras, SamplingParams},
-    adaptive::Adjustment,
+    engine::adaptive::Adjustment,
     Engine, LoadOptions, Prepared, StreamEvent, TokenStream,
 };
 

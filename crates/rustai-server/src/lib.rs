@@ -5,34 +5,47 @@
 //! converts them to core types at the edge.
 //!
 //! ## Layout
-//! - [`ServerConfig`], [`router`], [`serve`]: settings, routes, the listener with
-//!   graceful shutdown.
-//! - `ollama`: `/api/*` (NDJSON streaming). `openai`: `/v1/*` (SSE streaming).
-//! - `runtime`: `/health`, `/metrics` (Prometheus), `/plugins`, `/models/installed`,
+//! - [`ServerConfig`] (`config`), [`router`], [`serve`]: settings, routes, the listener with
+//!   graceful shutdown. `state`: what handlers share, and the sub-states middleware takes.
+//! - Each API module returns its own routes, merged by [`router`]: `ollama`: `/api/*`
+//!   (NDJSON streaming). `openai`: `/v1/*` (SSE streaming). `embed`: `/api/embed`,
+//!   `/api/embeddings`, `/v1/embeddings`. `audio`: `/v1/audio/*`.
+//! - `runtime`: `/`, `/health`, `/metrics` (Prometheus; `counters`), `/plugins`, `/models/installed`,
 //!   `/runtime/load/{model}`, `/runtime/unload/{model}`.
 //! - `generate` + `stream`: the shared generation path; a client that disconnects
 //!   cancels its generation.
 //! - `listen`: the accept loop (header read timeout, graceful shutdown). `guard`: Host,
 //!   Origin and content-type checks against cross-site requests and DNS rebinding.
 //! - `admission`: a bounded queue per model (503 past it). `limit`: per-client rate limit
-//!   (429 + `Retry-After`). `auth`: optional API keys. `extract`: JSON bodies with clear 400/413 errors.
-//! - [`download`] + `downloads`: resumable, sha256-checked model downloads (`/download/*`);
+//!   (429 + `Retry-After`). `auth`: optional API keys (`api_key`: the key a request presents).
+//!   `extract`: JSON bodies with clear 400/413 errors.
+//! - [`fetch`]: one resumable, sha256-checked model file download (also `rustai pull`);
+//!   `download_jobs`: those downloads run in the background (`/download/*`), through `egress`;
 //!   `upstream`: requests for models not found here forwarded to another server.
+//! - [`client`]: typed calls to a running server (`rustai ps`), so callers know no wire JSON.
 //! - `error`: [`ApiError`], a status and a JSON body in each API's shape.
 //!
 //! **Invariant:** handlers never block the async runtime: model loads and
 //! generation run on the blocking pool.
+//!
+//! **Invariant:** module imports run one way, never in a circle: `state` builds on
+//! `auth`, `limit` and `download_jobs`, which take only their own sub-state (`FromRef`)
+//! and never `AppState`; no module imports this root.
 
 mod admission;
+mod api_key;
 mod audio;
 mod auth;
+pub mod client;
+mod config;
 mod convert;
-pub mod download;
-mod downloads;
+mod counters;
+mod download_jobs;
 mod egress;
 mod embed;
 pub mod error;
 mod extract;
+pub mod fetch;
 mod generate;
 mod guard;
 mod limit;
@@ -44,115 +57,38 @@ mod state;
 mod stream;
 mod upstream;
 
-use std::{net::SocketAddr, sync::atomic::Ordering, time::Duration};
+use std::sync::atomic::Ordering;
 
 use axum::{
-    extract::DefaultBodyLimit,
+    extract::{DefaultBodyLimit, FromRef},
     http::StatusCode,
-    middleware,
-    routing::{get, post},
-    Router,
+    middleware, Router,
 };
 use rustai_core::{Engine, EventKind};
 
+pub use config::ServerConfig;
 pub use error::{ApiError, ApiResult};
 use state::AppState;
 
-/// Server settings.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// Where to listen (default 127.0.0.1:11434, Ollama's port).
-    pub addr: SocketAddr,
-    /// Accepted API keys; empty = no authentication.
-    pub api_keys: Vec<String>,
-    /// Largest request body, bytes.
-    pub body_limit: usize,
-    /// How long in-flight requests may take to finish at shutdown.
-    pub shutdown_grace: Duration,
-    /// Requests generating at once per model.
-    pub parallel: usize,
-    /// Requests that may wait per model beyond those running; more get 503.
-    pub max_queue: usize,
-    /// Requests per minute per client (API key, else IP address); 0 = unlimited.
-    pub rate_limit_per_minute: u32,
-    /// An Ollama/OpenAI-compatible server to forward requests for models not found here.
-    pub upstream: Option<String>,
-    /// A streaming client that reads nothing for this long is cut off and its generation cancelled.
-    pub stall_timeout: Duration,
-    /// A client that sends no request header bytes, or no body bytes, for this long is disconnected.
-    pub read_timeout: Duration,
-    /// Kernel send buffer per connection, bytes (fixed, so a client that stops reading pins little memory).
-    pub send_buffer: usize,
-    /// Longest audio `/v1/audio/transcriptions` accepts, in seconds.
-    pub max_audio_secs: f64,
-    /// Let `/download/start` fetch from loopback and private addresses (off: such URLs are refused).
-    pub allow_private_downloads: bool,
-    /// Largest file `/download/start` accepts, bytes.
-    pub max_download_bytes: u64,
-    /// Browser origins allowed to call the API (`*` = any); others get 403.
-    pub allowed_origins: Vec<String>,
-    /// Host names accepted in the `Host` header besides loopback and the listen address (`*` = any).
-    pub allowed_hosts: Vec<String>,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            addr: SocketAddr::from(([127, 0, 0, 1], 11434)),
-            api_keys: Vec::new(),
-            body_limit: 8 << 20,
-            shutdown_grace: Duration::from_secs(10),
-            parallel: 4,
-            max_queue: 64,
-            rate_limit_per_minute: 0,
-            upstream: None,
-            stall_timeout: Duration::from_secs(30),
-            read_timeout: Duration::from_secs(30),
-            send_buffer: 128 << 10,
-            max_audio_secs: 600.0,
-            allow_private_downloads: false,
-            max_download_bytes: 64 << 30,
-            allowed_origins: Vec::new(),
-            allowed_hosts: Vec::new(),
-        }
-    }
-}
-
-/// Every route, with authentication and the body limit.
+/// Every route (each API module's, merged), with authentication and the body limit.
 pub fn router(engine: Engine, config: ServerConfig) -> Router {
     let body_limit = config.body_limit;
     let read_timeout = config.read_timeout;
     let state = AppState::new(engine, config);
     count_plugin_events(&state);
     Router::new()
-        .route("/", get(|| async { "RustAI is running" }))
-        .route("/api/version", get(ollama::version))
-        .route("/api/tags", get(ollama::tags))
-        .route("/api/ps", get(ollama::ps))
-        .route("/api/show", post(ollama::show))
-        .route("/api/generate", post(ollama::generate))
-        .route("/api/chat", post(ollama::chat))
-        .route("/api/embed", post(embed::ollama))
-        .route("/api/embeddings", post(embed::ollama))
-        .route("/v1/models", get(openai::models))
-        .route("/v1/chat/completions", post(openai::chat_completions))
-        .route("/v1/completions", post(openai::completions))
-        .route("/v1/embeddings", post(embed::openai))
-        .route("/v1/audio/transcriptions", post(audio::transcriptions))
-        .route("/v1/audio/speech", post(audio::speech))
-        .route("/health", get(runtime::health))
-        .route("/metrics", get(runtime::metrics))
-        .route("/plugins", get(runtime::plugins))
-        .route("/models/installed", get(runtime::installed))
-        .route("/runtime/load/{model}", post(runtime::load))
-        .route("/runtime/unload/{model}", post(runtime::unload))
-        .route("/download/start", post(downloads::start))
-        .route("/download/{id}", get(downloads::status))
+        .merge(runtime::routes())
+        .merge(ollama::routes())
+        .merge(openai::routes())
+        .merge(embed::routes())
+        .merge(audio::routes())
+        .merge(download_jobs::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(middleware::from_fn_with_state(state.clone(), upstream::fallback))
         // Outermost first at run time: authentication, then the rate limit (keyed by the valid key).
-        .layer(middleware::from_fn_with_state(state.clone(), limit::rate_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), auth::require_key))
+        // Each takes only its own part of the state.
+        .layer(middleware::from_fn_with_state(limit::RateLimit::from_ref(&state), limit::rate_limit))
+        .layer(middleware::from_fn_with_state(auth::ApiKeys::from_ref(&state), auth::require_key))
         .route_layer(middleware::from_fn_with_state(state.clone(), runtime::count_http))
         .layer(DefaultBodyLimit::max(body_limit))
         // A body that stops part-way is cut off (the header timeout is in `listen`).
@@ -205,5 +141,45 @@ pub async fn serve(
             tracing::warn!("shutdown grace of {grace:?} over; cancelling what is still running");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rustai_core::{EngineConfig, PluginManager, Registry};
+
+    use super::*;
+
+    /// The merged routes behind the sub-state middleware: authentication first, then the
+    /// rate limit keyed by the valid key; `/health` open; the download handlers on their sub-state.
+    #[tokio::test]
+    async fn merged_routes_behind_auth_and_rate_limit() {
+        let none: [&std::path::Path; 0] = [];
+        let engine = Engine::new(PluginManager::from_dirs(none).unwrap(), Registry::scan_only(none), None, EngineConfig::default());
+        let config = ServerConfig { api_keys: vec!["secret".into()], rate_limit_per_minute: 2, ..ServerConfig::default() };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(serve(listener, engine, config, std::future::pending()));
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let get = |path: &str, key: Option<&str>| {
+            let mut r = http.get(format!("http://{addr}{path}"));
+            if let Some(k) = key {
+                r = r.header("x-api-key", k);
+            }
+            r.send()
+        };
+        assert_eq!(get("/health", None).await.unwrap().status(), 200, "no key needed");
+        let refused = client::running_models(&addr, None).await.unwrap_err();
+        assert!(matches!(refused, client::ClientError::Status { status: 401, .. }), "{refused}");
+        assert!(matches!(client::running_models(&addr, Some("wrong")).await, Err(client::ClientError::Status { status: 401, .. })));
+        // Two requests a minute with the key (refusals above never reached the limiter).
+        assert_eq!(client::running_models(&addr, Some("secret")).await.unwrap(), Vec::new());
+        let missing = get("/download/dl-9", Some("secret")).await.unwrap();
+        assert_eq!(missing.status(), 404);
+        assert!(missing.text().await.unwrap().contains("no download `dl-9`"));
+        let limited = get("/", Some("secret")).await.unwrap();
+        assert_eq!(limited.status(), 429);
+        assert!(limited.headers().contains_key("retry-after"));
+        assert_eq!(get("/nowhere", None).await.unwrap().status(), 401, "authentication before the fallback");
     }
 }

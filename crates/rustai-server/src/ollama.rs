@@ -327,3 +327,15 @@ pub(crate) async fn show(State(state): State<AppState>, Body(body): Body<ShowBod
 pub(crate) async fn version() -> Json<Value> {
     Json(json!({ "version": env!("CARGO_PKG_VERSION") }))
 }
+
+/// Ollama's `/api/*` routes (its embedding routes are in `embed`).
+pub(crate) fn routes() -> axum::Router<AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/api/version", get(version))
+        .route("/api/tags", get(tags))
+        .route("/api/ps", get(ps))
+        .route("/api/show", post(show))
+        .route("/api/generate", post(generate))
+        .route("/api/chat", post(chat))
+}

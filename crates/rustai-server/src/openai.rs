@@ -363,3 +363,12 @@ pub(crate) async fn models(State(state): State<AppState>) -> Json<Value> {
         .collect();
     Json(json!({ "object": "list", "data": data }))
 }
+
+/// OpenAI's `/v1/*` text routes (embeddings are in `embed`, audio in `audio`).
+pub(crate) fn routes() -> axum::Router<AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/v1/models", get(models))
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/completions", post(completions))
+}

@@ -1,5 +1,6 @@
-//! RustAI's own endpoints: health, Prometheus metrics, plugins with their
-//! lifecycle state, installed models, and explicit load / unload.
+//! RustAI's own endpoints ([`routes`]): health, Prometheus metrics, plugins with
+//! their lifecycle state, installed models, and explicit load / unload; and the
+//! middleware that counts every HTTP request for the metrics.
 
 use std::{fmt::Write, sync::atomic::Ordering};
 
@@ -7,7 +8,8 @@ use axum::{
     extract::{Path, State},
     http::header,
     response::IntoResponse,
-    Json,
+    routing::{get, post},
+    Json, Router,
 };
 use rustai_core::{abi::HealthStatus, LoadOptions};
 use serde_json::{json, Value};
@@ -18,6 +20,18 @@ use crate::{
     generate,
     state::AppState,
 };
+
+/// RustAI's own routes: `/` (a greeting), health, metrics, plugins, installed models, load / unload.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { "RustAI is running" }))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/plugins", get(plugins))
+        .route("/models/installed", get(installed))
+        .route("/runtime/load/{model}", post(load))
+        .route("/runtime/unload/{model}", post(unload))
+}
 
 pub(crate) async fn health(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
@@ -141,7 +155,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
         let mut cumulative = 0;
         for (i, n) in summary.latency_histogram.iter().enumerate() {
             cumulative += n;
-            let le = rustai_core::metrics::LATENCY_BUCKETS.get(i).map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
+            let le = rustai_core::engine::metrics::LATENCY_BUCKETS.get(i).map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
             latency.push((format!("_bucket{{model=\"{model}\",le=\"{le}\"}}"), cumulative as f64));
         }
         latency.push((format!("_sum{{model=\"{model}\"}}"), summary.total_latency.as_secs_f64()));

@@ -1,38 +1,20 @@
-//! Shared server state: the engine, settings, counters and caches.
+//! Shared server state: the engine, settings, counters and caches, and the
+//! sub-states the middleware and download handlers take instead of all of it
+//! (`FromRef`): [`ApiKeys`] for `auth`, [`RateLimit`] for `limit`, [`Downloads`]
+//! for `download_jobs`. Those modules know only their own sub-state, never
+//! [`AppState`].
 
 use std::{
     collections::HashMap,
     path::PathBuf,
-    sync::{atomic::AtomicU64, Arc, Mutex},
+    sync::{Arc, Mutex},
     time::{Instant, SystemTime},
 };
 
+use axum::extract::FromRef;
 use rustai_core::Engine;
 
-use crate::ServerConfig;
-
-/// Counters the engine's metrics do not cover.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    /// HTTP requests by (route, status).
-    pub(crate) http: Mutex<HashMap<(String, u16), u64>>,
-    /// Generations running now.
-    pub(crate) in_flight: AtomicU64,
-    /// Generations cancelled (client disconnected).
-    pub(crate) cancelled: AtomicU64,
-    /// Streams cancelled because the client stopped reading.
-    pub(crate) stalled: AtomicU64,
-    /// Plugin hot reloads.
-    pub(crate) reloads: AtomicU64,
-    /// Plugin files refused.
-    pub(crate) rejections: AtomicU64,
-    /// Rate-limit checks (to prune the limiter now and then).
-    pub(crate) rate_checks: AtomicU64,
-    /// Requests refused by the rate limit.
-    pub(crate) rate_limited: AtomicU64,
-    /// Requests refused for a missing or wrong key.
-    pub(crate) unauthorized: AtomicU64,
-}
+use crate::{admission::Admission, auth::ApiKeys, config::ServerConfig, counters::Counters, download_jobs::Downloads, limit::RateLimit};
 
 /// A model file version: path, size, modification time.
 type FileKey = (PathBuf, u64, Option<SystemTime>);
@@ -44,30 +26,53 @@ pub(crate) struct AppState {
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) started: Instant,
-    pub(crate) admission: Arc<crate::admission::Admission>,
-    pub(crate) limiter: Option<Arc<crate::limit::Limiter>>,
-    pub(crate) downloads: Arc<crate::downloads::Downloads>,
+    pub(crate) admission: Arc<Admission>,
+    /// Authentication's sub-state.
+    auth: ApiKeys,
+    /// The rate limit's sub-state.
+    rate_limit: RateLimit,
+    /// The download handlers' sub-state.
+    downloads: Arc<Downloads>,
     /// Outgoing HTTP to the configured upstream.
     pub(crate) http: reqwest::Client,
-    /// Outgoing HTTP for downloads: internal addresses refused unless allowed (see `egress`).
-    pub(crate) download_http: reqwest::Client,
     /// sha256 of model files, by (path, size, mtime); each computed once even when asked for at once.
     digests: Arc<DigestCache>,
 }
 
+impl FromRef<AppState> for ApiKeys {
+    fn from_ref(state: &AppState) -> Self {
+        state.auth.clone()
+    }
+}
+
+impl FromRef<AppState> for RateLimit {
+    fn from_ref(state: &AppState) -> Self {
+        state.rate_limit.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Downloads> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.downloads)
+    }
+}
+
 impl AppState {
     pub(crate) fn new(engine: Engine, config: ServerConfig) -> Self {
-        let admission = Arc::new(crate::admission::Admission::new(config.parallel, config.max_queue));
-        let limiter = crate::limit::limiter(config.rate_limit_per_minute).map(Arc::new);
-        let download_http = crate::egress::download_client(config.allow_private_downloads);
+        let counters: Arc<Counters> = Arc::default();
+        let admission = Arc::new(Admission::new(config.parallel, config.max_queue));
+        let auth = ApiKeys::new(&config.api_keys, Arc::clone(&counters));
+        let rate_limit = RateLimit::new(config.rate_limit_per_minute, !config.api_keys.is_empty(), Arc::clone(&counters));
+        let downloads = Downloads::new(engine.registry().clone(), config.allow_private_downloads, config.max_download_bytes);
         Self {
             engine,
             config: Arc::new(config),
-            counters: Arc::default(),
+            counters,
             started: Instant::now(),
             admission,
-            limiter,
-            downloads: Arc::default(),
+            auth,
+            rate_limit,
+            downloads: Arc::new(downloads),
             // Reads time out so a stalled peer cannot leave a download running forever;
             // generation streams relayed upstream send something at least every token.
             http: reqwest::Client::builder()
@@ -75,7 +80,6 @@ impl AppState {
                 .read_timeout(std::time::Duration::from_secs(120))
                 .build()
                 .unwrap_or_default(),
-            download_http,
             digests: Arc::default(),
         }
     }
@@ -88,7 +92,7 @@ impl AppState {
             return format!("{:x}", sha2::Sha256::digest(entry.id.as_bytes()));
         };
         let key = (path.to_path_buf(), entry.size, entry.modified);
-        self.digests.get(key, || rustai_core::trust::sha256_file(path).unwrap_or_default())
+        self.digests.get(key, || rustai_core::plugins::trust::sha256_file(path).unwrap_or_default())
     }
 }
 

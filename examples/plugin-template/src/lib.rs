@@ -5,9 +5,10 @@
 //! Build: `cargo build --release` (gives `target/release/librustai_plugin_template.so`),
 //! then copy the library into a plugin folder (`plugins-dist/` or `~/.rustai/plugins/`).
 
+use rustai_plugin::serde_json;
 use std::sync::Arc;
 
-use rustai_abi::{
+use rustai_plugin::{
     Capabilities, Category, Families, Plugin, PluginError, PluginExport, PluginInfo, RResult, RStr, RString,
     RVec, ResourceRequirements, ToolDefinition, ToolOutput, ToolPlugin,
 };
@@ -20,14 +21,9 @@ pub struct TextTools;
 impl Plugin for TextTools {
     fn info(&self) -> PluginInfo {
         PluginInfo {
-            id: Self::ID.into(),
-            name: "Text tools".into(),
-            version: Self::VERSION.into(),
-            api_version: rustai_abi::API_VERSION.into(),
-            description: "Text statistics and slugs, as tools for agents".into(),
-            category: Category::Tool,
             capabilities: Capabilities::default(),
             resources: ResourceRequirements { min_memory_mb: 1, recommended_memory_mb: 1, cores: 1, ..Default::default() },
+            ..PluginInfo::new("Text tools", Category::Tool).describe("Text statistics and slugs, as tools for agents")
         }
     }
 }
@@ -93,8 +89,6 @@ impl ToolPlugin for TextTools {
 }
 
 impl PluginExport for TextTools {
-    const ID: &'static str = "text-tools";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     fn create() -> Result<Self, PluginError> {
         Ok(Self)
     }
@@ -103,7 +97,7 @@ impl PluginExport for TextTools {
     }
 }
 
-rustai_abi::export_plugin!(TextTools);
+rustai_plugin::export_plugin!(TextTools, id = "text-tools");
 
 #[cfg(test)]
 mod tests {
@@ -112,11 +106,11 @@ mod tests {
     #[test]
     fn tools_work_in_process() {
         // The same guarded instance the host gets, without dlopen.
-        let instance = rustai_abi::export::instantiate::<TextTools>().unwrap();
+        let instance = rustai_plugin::export::instantiate::<TextTools>().unwrap();
         let tools = instance.tool.into_option().unwrap();
         let out = tools.execute("slugify".into(), r#"{"text": "Hello, Plugin World!"}"#.into()).unwrap();
         assert_eq!(out.content.as_str(), "hello-plugin-world");
         let err = tools.execute("nope".into(), "{}".into()).unwrap_err();
-        assert_eq!(err.kind, rustai_abi::ErrorKind::NotFound);
+        assert_eq!(err.kind, rustai_plugin::ErrorKind::NotFound);
     }
 }

@@ -1,6 +1,6 @@
 //! One embedding request: tokenize, batch by length, run BERT, pool, normalise.
 
-use rustai_abi::{Embeddings, PluginError, RString, RVec};
+use rustai_plugin::{Embeddings, PluginError, RString, RVec};
 
 use crate::{
     batch::{pad, plan},

@@ -1,6 +1,6 @@
 //! # candle: sentence embeddings with candle (pure Rust)
 //!
-//! A RustAI plugin (cdylib) implementing [`rustai_abi::EmbeddingPlugin`] for
+//! A RustAI plugin (cdylib) implementing [`rustai_plugin::EmbeddingPlugin`] for
 //! BERT-family models in Hugging Face / sentence-transformers folders
 //! (`config.json`, `*.safetensors`, `tokenizer.json`, optional
 //! `1_Pooling/config.json`), on the CPU with candle. No C or C++ code.
@@ -36,10 +36,9 @@ pub mod store;
 
 use std::sync::Arc;
 
-use rustai_abi::{
+use rustai_plugin::{
     Capabilities, Category, EmbedRequest, EmbeddingPlugin, Embeddings, Families, GpuUse, Level, LoadModelParams,
     ModelHandle, Plugin, PluginError, PluginExport, PluginInfo, RResult, RString, RVec, ResourceRequirements,
-    API_VERSION,
 };
 
 use model::EmbedModel;
@@ -54,20 +53,11 @@ pub struct CandlePlugin {
     models: ModelStore,
 }
 
-fn rr<T>(r: Result<T, PluginError>) -> RResult<T, PluginError> {
-    r.into()
-}
 
 impl Plugin for CandlePlugin {
     fn info(&self) -> PluginInfo {
         let s = |v: &[&str]| v.iter().map(|x| RString::from(*x)).collect::<RVec<_>>();
         PluginInfo {
-            id: RString::from(Self::ID),
-            name: RString::from("candle embeddings"),
-            version: RString::from(Self::VERSION),
-            api_version: RString::from(API_VERSION),
-            description: RString::from("Sentence embeddings from BERT safetensors models on the CPU with candle (pure Rust)"),
-            category: Category::Embedding,
             capabilities: Capabilities { formats: s(&["safetensors"]), features: s(&FEATURES) },
             resources: ResourceRequirements {
                 min_memory_mb: 32,
@@ -78,6 +68,7 @@ impl Plugin for CandlePlugin {
                 thermal_impact: Level::Medium,
                 background_capable: true,
             },
+            ..PluginInfo::new("candle embeddings", Category::Embedding).describe("Sentence embeddings from BERT safetensors models on the CPU with candle (pure Rust)")
         }
     }
 
@@ -89,29 +80,27 @@ impl Plugin for CandlePlugin {
 
 impl EmbeddingPlugin for CandlePlugin {
     fn load_model(&self, params: &LoadModelParams) -> RResult<ModelHandle, PluginError> {
-        rr(EmbedModel::load(params).map(|m| self.models.insert(m)))
+        RResult::from(EmbedModel::load(params).map(|m| self.models.insert(m)))
     }
 
     fn unload_model(&self, model: ModelHandle) -> RResult<(), PluginError> {
-        rr(self.models.remove(model))
+        RResult::from(self.models.remove(model))
     }
 
     fn dimensions(&self, model: ModelHandle) -> RResult<u32, PluginError> {
-        rr(self.models.get(model).map(|m| m.dimensions() as u32))
+        RResult::from(self.models.get(model).map(|m| m.dimensions() as u32))
     }
 
     fn max_input_length(&self, model: ModelHandle) -> RResult<u32, PluginError> {
-        rr(self.models.get(model).map(|m| m.max_input_length() as u32))
+        RResult::from(self.models.get(model).map(|m| m.max_input_length() as u32))
     }
 
     fn embed(&self, model: ModelHandle, request: &EmbedRequest) -> RResult<Embeddings, PluginError> {
-        rr(self.models.get(model).and_then(|m| embed::embed(&m, request.inputs.as_slice(), request.normalize)))
+        RResult::from(self.models.get(model).and_then(|m| embed::embed(&m, request.inputs.as_slice(), request.normalize)))
     }
 }
 
 impl PluginExport for CandlePlugin {
-    const ID: &'static str = "candle";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
     fn create() -> Result<Self, PluginError> {
         Ok(Self::default())
@@ -122,4 +111,4 @@ impl PluginExport for CandlePlugin {
     }
 }
 
-rustai_abi::export_plugin!(CandlePlugin);
+rustai_plugin::export_plugin!(CandlePlugin, id = "candle");

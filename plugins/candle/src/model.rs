@@ -9,6 +9,7 @@
 //! checked for sizes that would make candle divide by zero, and the tokenizer
 //! vocabulary must fit the embedding table.
 
+use rustai_plugin::serde_json;
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
@@ -17,8 +18,8 @@ use std::{
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
-use rustai_abi::{LoadModelParams, PluginError};
-use rustai_formats::SafetensorsHeader;
+use rustai_plugin::{LoadModelParams, PluginError};
+use rustai_plugin::formats::SafetensorsHeader;
 use serde_json::Value;
 use tokenizers::{PostProcessor, Tokenizer, TruncationParams};
 
@@ -278,7 +279,7 @@ impl EmbedModel {
 
 #[cfg(test)]
 mod tests {
-    use rustai_abi::ErrorKind;
+    use rustai_plugin::ErrorKind;
 
     use super::*;
 

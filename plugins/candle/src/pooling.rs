@@ -7,6 +7,7 @@
 //! default is mean pooling. Only tokens whose attention-mask entry is non-zero
 //! take part, so padding never changes a vector.
 
+use rustai_plugin::serde_json;
 use serde_json::Value;
 
 /// One pooling strategy.

@@ -4,4 +4,4 @@ use crate::model::EmbedModel;
 
 /// Loaded models by handle. A model removed while a request runs on it is
 /// freed when that request ends.
-pub type ModelStore = rustai_abi::ModelStore<EmbedModel>;
+pub type ModelStore = rustai_plugin::ModelStore<EmbedModel>;

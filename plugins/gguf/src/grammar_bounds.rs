@@ -5,7 +5,8 @@
 //! and gigabytes). Everything here is iterative and linear in the input, and
 //! each refusal names the limit.
 
-use rustai_abi::PluginError;
+use rustai_plugin::serde_json;
+use rustai_plugin::PluginError;
 use serde_json::Value;
 
 /// Deepest nesting of groups in a GBNF grammar (`(`, `[` and quotes do not nest further).

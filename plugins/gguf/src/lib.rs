@@ -1,6 +1,6 @@
 //! # gguf: GGUF language models through llama.cpp
 //!
-//! A RustAI plugin (cdylib) implementing [`rustai_abi::LlmPlugin`] with
+//! A RustAI plugin (cdylib) implementing [`rustai_plugin::LlmPlugin`] with
 //! `llama-cpp-2`. CPU by default; `gpu_layers` offloads when llama.cpp was built
 //! with a GPU backend.
 //!
@@ -23,6 +23,7 @@
 
 pub mod generate;
 mod grammar_bounds;
+mod job;
 pub mod model;
 mod sampling;
 mod scheduler;
@@ -32,10 +33,10 @@ pub mod stop;
 use std::sync::Arc;
 
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate};
-use rustai_abi::{
+use rustai_plugin::{
     feature, Capabilities, Category, ChatMessage, ChatRequest, Completion, Families, GenerateRequest, GpuUse, Health,
     Level, LlmPlugin, LoadModelParams, ModelHandle, ModelInfo, Plugin, PluginError, PluginExport, PluginInfo,
-    RResult, RSlice, RStr, RString, RVec, ResourceRequirements, SamplingExtras, TokenSinkMut, API_VERSION,
+    RResult, RSlice, RStr, RString, RVec, ResourceRequirements, SamplingExtras, TokenSinkMut,
 };
 
 use model::LoadedModel;
@@ -57,12 +58,9 @@ impl std::ops::Deref for Served {
 /// The plugin object.
 #[derive(Default)]
 pub struct GgufPlugin {
-    models: rustai_abi::ModelStore<Served>,
+    models: rustai_plugin::ModelStore<Served>,
 }
 
-fn rr<T>(r: Result<T, PluginError>) -> RResult<T, PluginError> {
-    r.into()
-}
 
 /// llama.cpp does not range-check token ids (an out-of-range id throws a C++
 /// exception through C and aborts the process): check them here.
@@ -136,12 +134,6 @@ impl Plugin for GgufPlugin {
     fn info(&self) -> PluginInfo {
         let s = |v: &[&str]| v.iter().map(|x| RString::from(*x)).collect::<RVec<_>>();
         PluginInfo {
-            id: RString::from(Self::ID),
-            name: RString::from("GGUF (llama.cpp)"),
-            version: RString::from(Self::VERSION),
-            api_version: RString::from(API_VERSION),
-            description: RString::from("Runs GGUF language models on the CPU with llama.cpp"),
-            category: Category::Llm,
             capabilities: Capabilities {
                 formats: s(&["gguf"]),
                 features: s(&[
@@ -165,17 +157,18 @@ impl Plugin for GgufPlugin {
                 thermal_impact: Level::High,
                 background_capable: true,
             },
+            ..PluginInfo::new("GGUF (llama.cpp)", Category::Llm).describe("Runs GGUF language models on the CPU with llama.cpp")
         }
     }
 
     fn init(&self, _config_json: RStr<'_>) -> RResult<(), PluginError> {
-        rr(model::backend().map(|_| ()))
+        RResult::from(model::backend().map(|_| ()))
     }
 
     fn health(&self) -> Health {
         match model::backend() {
             Ok(_) => Health::healthy(),
-            Err(e) => Health { status: rustai_abi::HealthStatus::Unhealthy, message: e.message },
+            Err(e) => Health { status: rustai_plugin::HealthStatus::Unhealthy, message: e.message },
         }
     }
 
@@ -183,30 +176,34 @@ impl Plugin for GgufPlugin {
         self.models.clear();
         RResult::ROk(())
     }
+
+    fn estimate_memory(&self, params: &LoadModelParams) -> RResult<u64, PluginError> {
+        RResult::from(model::estimate_memory(params))
+    }
 }
 
 impl LlmPlugin for GgufPlugin {
     fn load_model(&self, params: &LoadModelParams) -> RResult<ModelHandle, PluginError> {
-        rr(LoadedModel::load(params).map(|m| {
+        RResult::from(LoadedModel::load(params).map(|m| {
             let model = Arc::new(m);
             self.models.insert(Served { scheduler: Scheduler::new(Arc::clone(&model)), loaded: model })
         }))
     }
 
     fn unload_model(&self, model: ModelHandle) -> RResult<(), PluginError> {
-        rr(self.models.remove(model))
+        RResult::from(self.models.remove(model))
     }
 
     fn model_info(&self, model: ModelHandle) -> RResult<ModelInfo, PluginError> {
-        rr(self.models.get(model).map(|m| m.info.clone()))
+        RResult::from(self.models.get(model).map(|m| m.info.clone()))
     }
 
     fn tokenize(&self, model: ModelHandle, text: RStr<'_>, add_special: bool) -> RResult<RVec<i32>, PluginError> {
-        rr(self.models.get(model).map(|m| self.tokens(&m, text.as_str(), add_special).iter().map(|t| t.0).collect()))
+        RResult::from(self.models.get(model).map(|m| self.tokens(&m, text.as_str(), add_special).iter().map(|t| t.0).collect()))
     }
 
     fn detokenize(&self, model: ModelHandle, tokens: RSlice<'_, i32>) -> RResult<RString, PluginError> {
-        rr(self.models.get(model).and_then(|m| {
+        RResult::from(self.models.get(model).and_then(|m| {
             check_token_ids(&m, tokens.as_slice())?;
             let vocab = m.model.vocab();
             let mut bytes = Vec::new();
@@ -223,7 +220,7 @@ impl LlmPlugin for GgufPlugin {
         messages: RSlice<'_, ChatMessage>,
         add_assistant: bool,
     ) -> RResult<RString, PluginError> {
-        rr(self.models.get(model).and_then(|m| self.render_chat(&m, messages.as_slice(), add_assistant)).map(RString::from))
+        RResult::from(self.models.get(model).and_then(|m| self.render_chat(&m, messages.as_slice(), add_assistant)).map(RString::from))
     }
 
     fn generate(&self, model: ModelHandle, request: &GenerateRequest, sink: TokenSinkMut<'_>) -> RResult<Completion, PluginError> {
@@ -241,7 +238,7 @@ impl LlmPlugin for GgufPlugin {
         extras: &SamplingExtras,
         sink: TokenSinkMut<'_>,
     ) -> RResult<Completion, PluginError> {
-        rr(self.models.get(model).and_then(|m| {
+        RResult::from(self.models.get(model).and_then(|m| {
             let prompt = if request.prompt_tokens.is_empty() {
                 self.tokens(&m, request.prompt.as_str(), request.add_special)
             } else {
@@ -259,7 +256,7 @@ impl LlmPlugin for GgufPlugin {
         extras: &SamplingExtras,
         sink: TokenSinkMut<'_>,
     ) -> RResult<Completion, PluginError> {
-        rr(self.models.get(model).and_then(|m| {
+        RResult::from(self.models.get(model).and_then(|m| {
             if request.messages.is_empty() {
                 return Err(PluginError::invalid_input("a chat request needs at least one message"));
             }
@@ -271,8 +268,6 @@ impl LlmPlugin for GgufPlugin {
 }
 
 impl PluginExport for GgufPlugin {
-    const ID: &'static str = "gguf";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
     fn create() -> Result<Self, PluginError> {
         Ok(Self::default())
@@ -283,4 +278,4 @@ impl PluginExport for GgufPlugin {
     }
 }
 
-rustai_abi::export_plugin!(GgufPlugin);
+rustai_plugin::export_plugin!(GgufPlugin, id = "gguf");

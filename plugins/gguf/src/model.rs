@@ -12,12 +12,37 @@ use llama_cpp_2::{
     llama_backend::LlamaBackend,
     model::{params::LlamaModelParams, LlamaModel},
 };
-use rustai_abi::{LoadModelParams, ModelInfo, PluginError, ROption, RString};
-use rustai_formats::GgufHeader;
+use rustai_plugin::{formats::GgufHeader, serde_json, LoadModelParams, ModelInfo, PluginError, ROption, RString};
 
 /// Context length used when the caller asks for the model default (0): the
 /// trained context, capped so a small machine does not reserve gigabytes of KV cache.
 pub(crate) const DEFAULT_CONTEXT_CAP: u32 = 4096;
+
+/// Fixed working memory added to every estimate (compute buffers, scratch).
+const MARGIN_BYTES: u64 = 32 << 20;
+
+/// The memory a model loaded with `params` takes, from its GGUF header alone: the weights
+/// (the file size), the KV cache for the context it will get (f16 K and V per layer and
+/// position, `head_count_kv × head_dim` wide, as this plugin allocates it: one cache shared
+/// by all slots), and a working margin.
+pub(crate) fn estimate_memory(params: &LoadModelParams) -> Result<u64, PluginError> {
+    let path = Path::new(params.path.as_str());
+    let size = std::fs::metadata(path).map_err(|e| PluginError::not_found(format!("{}: {e}", path.display())))?.len();
+    let header = GgufHeader::read(path).map_err(|e| PluginError::invalid_model(format!("{} is not a usable GGUF model: {e}", path.display())))?;
+    let arch = header.architecture().unwrap_or_default().to_owned();
+    let get = |key: &str| header.get_u64(&format!("{arch}.{key}"));
+    let trained = header.context_length().unwrap_or(2048);
+    let ctx = match params.context_length {
+        0 => trained.min(u64::from(DEFAULT_CONTEXT_CAP)),
+        n => u64::from(n),
+    };
+    let layers = get("block_count").unwrap_or(0);
+    let embd = get("embedding_length").unwrap_or(0);
+    let heads = get("attention.head_count").unwrap_or(1).max(1);
+    let kv_heads = get("attention.head_count_kv").unwrap_or(heads);
+    let kv_cache = layers.saturating_mul(ctx).saturating_mul(embd / heads * kv_heads).saturating_mul(2 * 2);
+    Ok(size.saturating_add(kv_cache).saturating_add(MARGIN_BYTES))
+}
 
 /// The process-wide llama.cpp backend (it may only be initialised once).
 pub(crate) fn backend() -> Result<&'static LlamaBackend, PluginError> {
@@ -104,8 +129,8 @@ impl LoadedModel {
             n => n.min(trained.max(1)),
         };
         let threads = match params.threads {
-            0 => i32::try_from(rustai_abi::cpu::usable_cores()).unwrap_or(1),
-            n => i32::try_from(n.min(rustai_abi::limits::MAX_THREADS)).unwrap_or(1),
+            0 => i32::try_from(rustai_plugin::cpu::usable_cores()).unwrap_or(1),
+            n => i32::try_from(n.min(rustai_plugin::limits::MAX_THREADS)).unwrap_or(1),
         };
         let chat_template = model.chat_template(None).ok().and_then(|t| t.to_string().ok());
         let info = ModelInfo {
@@ -136,7 +161,7 @@ impl LoadedModel {
     pub(crate) fn threads_for(&self, threads: u32) -> i32 {
         match threads {
             0 => self.threads,
-            n => i32::try_from(n.min(rustai_abi::limits::MAX_THREADS)).unwrap_or(self.threads),
+            n => i32::try_from(n.min(rustai_plugin::limits::MAX_THREADS)).unwrap_or(self.threads),
         }
     }
 
@@ -162,7 +187,7 @@ impl LoadedModel {
         let _guard = self.context_lock.lock().unwrap_or_else(|p| p.into_inner());
         self.model
             .new_context(backend()?, params)
-            .map_err(|e| PluginError::new(rustai_abi::ErrorKind::ResourceExhausted, format!("cannot create a context of {n_ctx} tokens: {e}")))
+            .map_err(|e| PluginError::new(rustai_plugin::ErrorKind::ResourceExhausted, format!("cannot create a context of {n_ctx} tokens: {e}")))
     }
 
     /// The chat template to use: the model's own, else ChatML.

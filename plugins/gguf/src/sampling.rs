@@ -25,7 +25,7 @@ use llama_cpp_2::{
     sampling::LlamaSampler,
     token::{data::LlamaTokenData, data_array::LlamaTokenDataArray, logit_bias::LlamaLogitBias, LlamaToken},
 };
-use rustai_abi::{ErrorKind, PluginError, ROption, SamplingExtras, SamplingParams};
+use rustai_plugin::{ErrorKind, PluginError, ROption, SamplingExtras, SamplingParams};
 
 use crate::{grammar_bounds, model::LoadedModel};
 

@@ -8,7 +8,7 @@
 //! its prompt is evaluated.
 //!
 //! **Invariant:** only this thread touches the context; requests talk to it through
-//! channels ([`Job`] in, [`crate::generate::Event`] out), so a slow reader never blocks
+//! channels ([`Job`] in, [`Event`] out), so a slow reader never blocks
 //! the others' decoding.
 //! **Invariant:** the KV cells in use (all slots' cached tokens) never exceed the
 //! context: idle slots' caches are dropped, coldest first, to make room; a request waits
@@ -18,7 +18,7 @@ use std::{
     collections::VecDeque,
     panic::{catch_unwind, AssertUnwindSafe},
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::Ordering,
         mpsc::{self, Receiver, Sender},
         Arc, Mutex, PoisonError,
     },
@@ -26,22 +26,13 @@ use std::{
 };
 
 use llama_cpp_2::{context::LlamaContext, llama_batch::LlamaBatch, token::LlamaToken, DecodeError};
-use rustai_abi::{ErrorKind, FinishReason, PluginError, SamplingExtras, SamplingParams};
+use rustai_plugin::{ErrorKind, FinishReason, PluginError};
 
 use crate::{
-    generate::{self, Event, Generation},
+    job::{self, Event, Generation, Job},
     model::LoadedModel,
     slots::{self, Slot},
 };
-
-/// A request handed to the scheduler.
-pub(crate) struct Job {
-    pub(crate) prompt: Vec<LlamaToken>,
-    pub(crate) params: SamplingParams,
-    pub(crate) extras: SamplingExtras,
-    pub(crate) events: Sender<Event>,
-    pub(crate) cancel: Arc<AtomicBool>,
-}
 
 /// The handle the plugin keeps per model; dropping it lets the thread finish its
 /// running requests and exit.
@@ -410,7 +401,7 @@ impl<'m> Worker<'m> {
             let model = self.model;
             let generation = &mut a.generation;
             let ignore_eos = a.job.params.ignore_eos;
-            let sampled = generation.sampler.sample(ctx, at, |t| generate::ends(model, t, ignore_eos));
+            let sampled = generation.sampler.sample(ctx, at, |t| job::ends(model, t, ignore_eos));
             let outcome = match sampled {
                 Err(e) => Some(Err(e)),
                 // A token needs a position inside the context: prompt and output together
@@ -433,12 +424,12 @@ impl<'m> Worker<'m> {
 }
 
 /// The completion of a request cancelled while it waited for a slot.
-fn not_started(job: &Job) -> rustai_abi::Completion {
-    rustai_abi::Completion {
-        text: rustai_abi::RString::new(),
+fn not_started(job: &Job) -> rustai_plugin::Completion {
+    rustai_plugin::Completion {
+        text: rustai_plugin::RString::new(),
         tokens_in: u32::try_from(job.prompt.len()).unwrap_or(u32::MAX),
         tokens_out: 0,
         finish_reason: FinishReason::Cancelled,
-        timings: rustai_abi::Timings::default(),
+        timings: rustai_plugin::Timings::default(),
     }
 }

@@ -1,7 +1,8 @@
 //! The Ollama wire format: bodies for `/api/chat`, `/api/generate` and
 //! `/api/embed`, and parsing of their answers, of `/api/tags` and of `/api/show`.
 
-use rustai_abi::{ChatRequest, GenerateRequest, PluginError, ROption, SamplingParams};
+use rustai_plugin::serde_json;
+use rustai_plugin::{ChatRequest, GenerateRequest, PluginError, ROption, SamplingParams};
 use serde_json::{json, Map, Value};
 
 /// Ollama's `options` for `p`, plus `num_ctx` when the config sets a context length.
@@ -163,7 +164,7 @@ pub(crate) fn parse_embeddings(v: &Value, expected: usize) -> Result<(Vec<Vec<f3
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rustai_abi::{ChatMessage, RString};
+    use rustai_plugin::{ChatMessage, RString};
 
     #[test]
     fn bodies_map_sampling() {

@@ -7,7 +7,7 @@
 //! A model is addressed by `LoadModelParams.path` = the base URL (e.g.
 //! `http://127.0.0.1:11434`) and `extra_json` = `{"model": "...", "api_key_env":
 //! "...", "timeout_s": 120, "max_retries": 3, "stream": true}` (see
-//! [`rustai_remote::config`]); `num_ctx` or `context_length` there is sent as
+//! [`rustai_plugin::remote::config`]); `num_ctx` or `context_length` there is sent as
 //! Ollama's `num_ctx`. Loading reads `/api/tags` and `/api/show`: a model the
 //! server does not have is a `NotFound` error that lists the ones it has.
 //!
@@ -20,14 +20,18 @@
 
 pub mod api;
 
+use rustai_plugin::serde_json;
 use std::sync::{Arc, OnceLock};
 
-use rustai_abi::{
+use rustai_plugin::{
     ChatMessage, ChatRequest, Completion, EmbedRequest, EmbeddingPlugin, Embeddings, ErrorKind, Families, FinishReason,
     GenerateRequest, LlmPlugin, LoadModelParams, ModelHandle, ModelInfo, Plugin, PluginError, PluginExport, PluginInfo,
     ROption, RResult, RSlice, RStr, RString, RVec, TokenSinkMut,
 };
-use rustai_remote::{client::truncate, rr, stream, Collector, Lines, ModelStore, Remote, RemoteConfig, Usage};
+use rustai_plugin::{
+    remote::{client::truncate, stream, Collector, Lines, Remote, RemoteConfig, Usage},
+    ModelStore,
+};
 use serde_json::{json, Value};
 
 /// Assumed context when neither the config nor the server tells.
@@ -168,10 +172,8 @@ impl Model {
 
 impl Plugin for OllamaPlugin {
     fn info(&self) -> PluginInfo {
-        rustai_remote::plugin_info(
-            Self::ID,
+        rustai_plugin::remote::plugin_info(
             "Ollama server",
-            Self::VERSION,
             "Remote chat, completion and embedding models on an Ollama server (or one speaking its API)",
             "ollama",
         )
@@ -189,15 +191,15 @@ fn unsupported<T>(what: &str) -> RResult<T, PluginError> {
 
 impl LlmPlugin for OllamaPlugin {
     fn load_model(&self, params: &LoadModelParams) -> RResult<ModelHandle, PluginError> {
-        rr(Model::load(params).map(|m| self.models.insert(m)))
+        RResult::from(Model::load(params).map(|m| self.models.insert(m)))
     }
 
     fn unload_model(&self, model: ModelHandle) -> RResult<(), PluginError> {
-        rr(self.models.remove(model))
+        RResult::from(self.models.remove(model))
     }
 
     fn model_info(&self, model: ModelHandle) -> RResult<ModelInfo, PluginError> {
-        rr(self.models.get(model).map(|m| m.info()))
+        RResult::from(self.models.get(model).map(|m| m.info()))
     }
 
     fn tokenize(&self, _model: ModelHandle, _text: RStr<'_>, _add_special: bool) -> RResult<RVec<i32>, PluginError> {
@@ -213,7 +215,7 @@ impl LlmPlugin for OllamaPlugin {
     }
 
     fn generate(&self, model: ModelHandle, request: &GenerateRequest, sink: TokenSinkMut<'_>) -> RResult<Completion, PluginError> {
-        rr(self.models.get(model).and_then(|m| {
+        RResult::from(self.models.get(model).and_then(|m| {
             let c = m.remote.config();
             let body = api::generate_body(&c.model, request, c.stream, m.num_ctx())?;
             m.complete("/api/generate", &body, !request.params.stop.is_empty(), sink)
@@ -221,7 +223,7 @@ impl LlmPlugin for OllamaPlugin {
     }
 
     fn chat(&self, model: ModelHandle, request: &ChatRequest, sink: TokenSinkMut<'_>) -> RResult<Completion, PluginError> {
-        rr(self.models.get(model).and_then(|m| {
+        RResult::from(self.models.get(model).and_then(|m| {
             let c = m.remote.config();
             let body = api::chat_body(&c.model, request, c.stream, m.num_ctx())?;
             m.complete("/api/chat", &body, !request.params.stop.is_empty(), sink)
@@ -231,32 +233,30 @@ impl LlmPlugin for OllamaPlugin {
 
 impl EmbeddingPlugin for OllamaPlugin {
     fn load_model(&self, params: &LoadModelParams) -> RResult<ModelHandle, PluginError> {
-        rr(Model::load(params).map(|m| self.models.insert(m)))
+        RResult::from(Model::load(params).map(|m| self.models.insert(m)))
     }
 
     fn unload_model(&self, model: ModelHandle) -> RResult<(), PluginError> {
-        rr(self.models.remove(model))
+        RResult::from(self.models.remove(model))
     }
 
     fn dimensions(&self, model: ModelHandle) -> RResult<u32, PluginError> {
-        rr(self.models.get(model).and_then(|m| rustai_remote::dimensions(m.dimensions.get().copied(), |inputs| m.embed(inputs))))
+        RResult::from(self.models.get(model).and_then(|m| rustai_plugin::remote::dimensions(m.dimensions.get().copied(), |inputs| m.embed(inputs))))
     }
 
     fn max_input_length(&self, model: ModelHandle) -> RResult<u32, PluginError> {
-        rr(self.models.get(model).map(|m| {
+        RResult::from(self.models.get(model).map(|m| {
             let configured = m.remote.config().u32_key("max_input_length").or_else(|| m.num_ctx());
             configured.unwrap_or(if m.shown.context_length > 0 { m.shown.context_length } else { DEFAULT_CONTEXT })
         }))
     }
 
     fn embed(&self, model: ModelHandle, request: &EmbedRequest) -> RResult<Embeddings, PluginError> {
-        rr(self.models.get(model).and_then(|m| rustai_remote::embeddings(request, m.dimensions.get().copied(), |inputs| m.embed(inputs))))
+        RResult::from(self.models.get(model).and_then(|m| rustai_plugin::remote::embeddings(request, m.dimensions.get().copied(), |inputs| m.embed(inputs))))
     }
 }
 
 impl PluginExport for OllamaPlugin {
-    const ID: &'static str = "ollama";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
     fn create() -> Result<Self, PluginError> {
         Ok(Self::default())
@@ -267,4 +267,4 @@ impl PluginExport for OllamaPlugin {
     }
 }
 
-rustai_abi::export_plugin!(OllamaPlugin);
+rustai_plugin::export_plugin!(OllamaPlugin, id = "ollama");

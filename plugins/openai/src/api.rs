@@ -2,7 +2,8 @@
 //! `/completions` and `/embeddings`, and the parsing of their answers (a
 //! whole answer and a streamed chunk share one parser).
 
-use rustai_abi::{ChatRequest, GenerateRequest, PluginError, ROption, SamplingParams};
+use rustai_plugin::serde_json;
+use rustai_plugin::{ChatRequest, GenerateRequest, PluginError, ROption, SamplingParams};
 use serde_json::{json, Map, Value};
 
 /// Sampling fields of the OpenAI API. Fields it does not have (top-k, min-p,
@@ -126,7 +127,7 @@ pub(crate) fn parse_embeddings(v: &Value, expected: usize) -> Result<(Vec<Vec<f3
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rustai_abi::{ChatMessage, RString};
+    use rustai_plugin::{ChatMessage, RString};
 
     #[test]
     fn chat_body_maps_sampling() {

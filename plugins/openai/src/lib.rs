@@ -7,7 +7,7 @@
 //! A model is addressed by `LoadModelParams.path` = the base URL (e.g.
 //! `http://127.0.0.1:11434/v1`) and `extra_json` = `{"model": "...", "api_key_env":
 //! "...", "timeout_s": 120, "max_retries": 3, "stream": true}` (see
-//! [`rustai_remote::config`]). Loading asks `GET /models` once, so an unreachable
+//! [`rustai_plugin::remote::config`]). Loading asks `GET /models` once, so an unreachable
 //! server or a rejected key fails at load time.
 //!
 //! Answers stream as server-sent events; pieces go to the host's sink as they
@@ -20,14 +20,18 @@
 
 pub mod api;
 
+use rustai_plugin::serde_json;
 use std::sync::{Arc, OnceLock};
 
-use rustai_abi::{
+use rustai_plugin::{
     ChatMessage, ChatRequest, Completion, EmbedRequest, EmbeddingPlugin, Embeddings, ErrorKind, Families, FinishReason,
     GenerateRequest, LlmPlugin, LoadModelParams, ModelHandle, ModelInfo, Plugin, PluginError, PluginExport, PluginInfo,
     ROption, RResult, RSlice, RStr, RString, RVec, TokenSinkMut,
 };
-use rustai_remote::{client::truncate, rr, stream, Collector, Lines, ModelStore, Remote, RemoteConfig, Usage};
+use rustai_plugin::{
+    remote::{client::truncate, stream, Collector, Lines, Remote, RemoteConfig, Usage},
+    ModelStore,
+};
 use serde_json::Value;
 
 /// Assumed longest embedding input when the config sets no `max_input_length`.
@@ -151,10 +155,8 @@ fn merge(usage: &mut Usage, u: Option<(Option<u32>, Option<u32>)>) {
 
 impl Plugin for OpenAiPlugin {
     fn info(&self) -> PluginInfo {
-        rustai_remote::plugin_info(
-            Self::ID,
+        rustai_plugin::remote::plugin_info(
             "OpenAI-compatible API",
-            Self::VERSION,
             "Remote chat, completion and embedding models behind an OpenAI-compatible HTTP API",
             "openai",
         )
@@ -172,15 +174,15 @@ fn unsupported<T>(what: &str) -> RResult<T, PluginError> {
 
 impl LlmPlugin for OpenAiPlugin {
     fn load_model(&self, params: &LoadModelParams) -> RResult<ModelHandle, PluginError> {
-        rr(Model::load(params).map(|m| self.models.insert(m)))
+        RResult::from(Model::load(params).map(|m| self.models.insert(m)))
     }
 
     fn unload_model(&self, model: ModelHandle) -> RResult<(), PluginError> {
-        rr(self.models.remove(model))
+        RResult::from(self.models.remove(model))
     }
 
     fn model_info(&self, model: ModelHandle) -> RResult<ModelInfo, PluginError> {
-        rr(self.models.get(model).map(|m| m.info()))
+        RResult::from(self.models.get(model).map(|m| m.info()))
     }
 
     fn tokenize(&self, _model: ModelHandle, _text: RStr<'_>, _add_special: bool) -> RResult<RVec<i32>, PluginError> {
@@ -196,14 +198,14 @@ impl LlmPlugin for OpenAiPlugin {
     }
 
     fn generate(&self, model: ModelHandle, request: &GenerateRequest, sink: TokenSinkMut<'_>) -> RResult<Completion, PluginError> {
-        rr(self.models.get(model).and_then(|m| {
+        RResult::from(self.models.get(model).and_then(|m| {
             let body = api::completion_body(&m.remote.config().model, request, m.remote.config().stream)?;
             m.complete("/completions", &body, !request.params.stop.is_empty(), sink)
         }))
     }
 
     fn chat(&self, model: ModelHandle, request: &ChatRequest, sink: TokenSinkMut<'_>) -> RResult<Completion, PluginError> {
-        rr(self.models.get(model).and_then(|m| {
+        RResult::from(self.models.get(model).and_then(|m| {
             let body = api::chat_body(&m.remote.config().model, request, m.remote.config().stream)?;
             m.complete("/chat/completions", &body, !request.params.stop.is_empty(), sink)
         }))
@@ -212,29 +214,27 @@ impl LlmPlugin for OpenAiPlugin {
 
 impl EmbeddingPlugin for OpenAiPlugin {
     fn load_model(&self, params: &LoadModelParams) -> RResult<ModelHandle, PluginError> {
-        rr(Model::load(params).map(|m| self.models.insert(m)))
+        RResult::from(Model::load(params).map(|m| self.models.insert(m)))
     }
 
     fn unload_model(&self, model: ModelHandle) -> RResult<(), PluginError> {
-        rr(self.models.remove(model))
+        RResult::from(self.models.remove(model))
     }
 
     fn dimensions(&self, model: ModelHandle) -> RResult<u32, PluginError> {
-        rr(self.models.get(model).and_then(|m| rustai_remote::dimensions(m.dimensions.get().copied(), |inputs| m.embed(inputs))))
+        RResult::from(self.models.get(model).and_then(|m| rustai_plugin::remote::dimensions(m.dimensions.get().copied(), |inputs| m.embed(inputs))))
     }
 
     fn max_input_length(&self, model: ModelHandle) -> RResult<u32, PluginError> {
-        rr(self.models.get(model).map(|m| m.remote.config().u32_key("max_input_length").unwrap_or(DEFAULT_MAX_INPUT)))
+        RResult::from(self.models.get(model).map(|m| m.remote.config().u32_key("max_input_length").unwrap_or(DEFAULT_MAX_INPUT)))
     }
 
     fn embed(&self, model: ModelHandle, request: &EmbedRequest) -> RResult<Embeddings, PluginError> {
-        rr(self.models.get(model).and_then(|m| rustai_remote::embeddings(request, m.dimensions.get().copied(), |inputs| m.embed(inputs))))
+        RResult::from(self.models.get(model).and_then(|m| rustai_plugin::remote::embeddings(request, m.dimensions.get().copied(), |inputs| m.embed(inputs))))
     }
 }
 
 impl PluginExport for OpenAiPlugin {
-    const ID: &'static str = "openai";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
     fn create() -> Result<Self, PluginError> {
         Ok(Self::default())
@@ -245,4 +245,4 @@ impl PluginExport for OpenAiPlugin {
     }
 }
 
-rustai_abi::export_plugin!(OpenAiPlugin);
+rustai_plugin::export_plugin!(OpenAiPlugin, id = "openai");

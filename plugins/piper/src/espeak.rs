@@ -17,7 +17,7 @@ use std::{
     sync::Mutex,
 };
 
-use rustai_abi::{ErrorKind, PluginError};
+use rustai_plugin::{ErrorKind, PluginError};
 
 use crate::process_lock::ProcessLock;
 use unicode_normalization::UnicodeNormalization;

@@ -1,6 +1,6 @@
 //! # piper: Piper voices (text to speech) through ONNX Runtime and espeak-ng
 //!
-//! A RustAI plugin (cdylib) implementing [`rustai_abi::TtsPlugin`]. A Piper
+//! A RustAI plugin (cdylib) implementing [`rustai_plugin::TtsPlugin`]. A Piper
 //! voice is a VITS model in ONNX form (`voice.onnx`) with its config beside it
 //! (`voice.onnx.json`); `LoadModelParams::path` names the `.onnx`.
 //!
@@ -36,10 +36,10 @@ use std::{
     },
 };
 
-use rustai_abi::{
+use rustai_plugin::{
     feature, AudioSinkMut, Capabilities, Category, Families, GpuUse, Level, LoadModelParams, ModelHandle, Plugin,
     PluginError, PluginExport, PluginInfo, RResult, RString, RVec, ResourceRequirements, SpeakRequest, SpeechInfo,
-    TtsPlugin, Voice, API_VERSION,
+    TtsPlugin, Voice,
 };
 
 use synth::LoadedVoice;
@@ -51,9 +51,6 @@ pub struct PiperPlugin {
     models: RwLock<HashMap<u64, Arc<LoadedVoice>>>,
 }
 
-fn rr<T>(r: Result<T, PluginError>) -> RResult<T, PluginError> {
-    r.into()
-}
 
 impl PiperPlugin {
     fn get(&self, handle: ModelHandle) -> Result<Arc<LoadedVoice>, PluginError> {
@@ -70,12 +67,6 @@ impl Plugin for PiperPlugin {
     fn info(&self) -> PluginInfo {
         let s = |v: &[&str]| v.iter().map(|x| RString::from(*x)).collect::<RVec<_>>();
         PluginInfo {
-            id: RString::from(Self::ID),
-            name: RString::from("Piper (ONNX Runtime + espeak-ng)"),
-            version: RString::from(Self::VERSION),
-            api_version: RString::from(API_VERSION),
-            description: RString::from("Speaks text with Piper voices on the CPU (ONNX Runtime, espeak-ng phonemes)"),
-            category: Category::Tts,
             capabilities: Capabilities { formats: s(&["piper"]), features: s(&[feature::STREAMING]) },
             resources: ResourceRequirements {
                 min_memory_mb: 128,
@@ -86,11 +77,12 @@ impl Plugin for PiperPlugin {
                 thermal_impact: Level::Medium,
                 background_capable: true,
             },
+            ..PluginInfo::new("Piper (ONNX Runtime + espeak-ng)", Category::Tts).describe("Speaks text with Piper voices on the CPU (ONNX Runtime, espeak-ng phonemes)")
         }
     }
 
-    fn health(&self) -> rustai_abi::Health {
-        let mut health = rustai_abi::Health::healthy();
+    fn health(&self) -> rustai_plugin::Health {
+        let mut health = rustai_plugin::Health::healthy();
         if !runtime::is_started() {
             health.message = RString::from("ONNX Runtime starts with the first voice loaded");
         }
@@ -105,7 +97,7 @@ impl Plugin for PiperPlugin {
 
 impl TtsPlugin for PiperPlugin {
     fn load_model(&self, params: &LoadModelParams) -> RResult<ModelHandle, PluginError> {
-        rr(LoadedVoice::load(params).map(|voice| {
+        RResult::from(LoadedVoice::load(params).map(|voice| {
             let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
             self.models.write().unwrap_or_else(|p| p.into_inner()).insert(id, Arc::new(voice));
             ModelHandle(id)
@@ -114,21 +106,19 @@ impl TtsPlugin for PiperPlugin {
 
     fn unload_model(&self, model: ModelHandle) -> RResult<(), PluginError> {
         let removed = self.models.write().unwrap_or_else(|p| p.into_inner()).remove(&model.0);
-        rr(removed.map(drop).ok_or_else(|| PluginError::not_found(format!("no loaded voice with handle {}", model.0))))
+        RResult::from(removed.map(drop).ok_or_else(|| PluginError::not_found(format!("no loaded voice with handle {}", model.0))))
     }
 
     fn voices(&self, model: ModelHandle) -> RResult<RVec<Voice>, PluginError> {
-        rr(self.get(model).map(|v| v.config.voices().into()))
+        RResult::from(self.get(model).map(|v| v.config.voices().into()))
     }
 
     fn synthesize(&self, model: ModelHandle, request: &SpeakRequest, sink: AudioSinkMut<'_>) -> RResult<SpeechInfo, PluginError> {
-        rr(self.get(model).and_then(|v| v.synthesize(request, sink)))
+        RResult::from(self.get(model).and_then(|v| v.synthesize(request, sink)))
     }
 }
 
 impl PluginExport for PiperPlugin {
-    const ID: &'static str = "piper";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
     fn create() -> Result<Self, PluginError> {
         Ok(Self::default())
@@ -139,4 +129,4 @@ impl PluginExport for PiperPlugin {
     }
 }
 
-rustai_abi::export_plugin!(PiperPlugin);
+rustai_plugin::export_plugin!(PiperPlugin, id = "piper");

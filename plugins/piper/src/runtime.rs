@@ -24,7 +24,7 @@ use std::{
 };
 
 use ort::environment::Environment;
-use rustai_abi::{ErrorKind, PluginError};
+use rustai_plugin::{ErrorKind, PluginError};
 
 const LIB_PREFIX: &str = "libonnxruntime.so";
 

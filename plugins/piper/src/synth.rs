@@ -12,7 +12,7 @@ use ort::{
     session::{Session, SessionInputValue},
     value::Tensor,
 };
-use rustai_abi::{AudioSinkMut, LoadModelParams, PluginError, ROption, RSlice, SpeakRequest, SpeechInfo};
+use rustai_plugin::{AudioSinkMut, LoadModelParams, PluginError, ROption, RSlice, SpeakRequest, SpeechInfo};
 
 use crate::{espeak, runtime, voice::VoiceConfig};
 
@@ -182,7 +182,7 @@ fn normalize(audio: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::{normalize, LoadedVoice};
-    use rustai_abi::{ErrorKind, LoadModelParams};
+    use rustai_plugin::{ErrorKind, LoadModelParams};
 
     /// Run alone, where no ONNX Runtime can be found:
     /// `env -u ORT_DYLIB_PATH -u RUSTAI_ORT_LIB HOME=/nonexistent cargo test -p piper -- --ignored`

@@ -1,9 +1,10 @@
 //! A Piper voice's `.onnx.json`: sample rate, espeak voice, default scales,
 //! speakers, and the phoneme → id map.
 
+use rustai_plugin::serde_json;
 use std::{collections::HashMap, path::Path};
 
-use rustai_abi::{PluginError, RString, Voice};
+use rustai_plugin::{PluginError, RString, Voice};
 use serde::Deserialize;
 
 const PAD: char = '_';

@@ -1,6 +1,6 @@
 //! # whisper: speech to text with whisper.cpp
 //!
-//! A RustAI plugin (cdylib) implementing [`rustai_abi::SttPlugin`] with
+//! A RustAI plugin (cdylib) implementing [`rustai_plugin::SttPlugin`] with
 //! `whisper-rs` (whisper.cpp 1.8, its own statically linked, private ggml). It
 //! reads whisper.cpp's ggml model files (format `whisper-ggml`, e.g.
 //! `ggml-tiny.en.bin`), takes 16 kHz mono f32 PCM, and returns the text, the
@@ -25,9 +25,9 @@ mod tests;
 
 use std::sync::Arc;
 
-use rustai_abi::{
+use rustai_plugin::{
     Capabilities, Category, Families, GpuUse, Level, LoadModelParams, ModelHandle, Plugin, PluginError, PluginExport,
-    PluginInfo, RResult, RString, RVec, ResourceRequirements, SttPlugin, TranscribeRequest, Transcription, API_VERSION,
+    PluginInfo, RResult, RString, RVec, ResourceRequirements, SttPlugin, TranscribeRequest, Transcription,
 };
 
 use model::{LoadedModel, ModelStore};
@@ -41,9 +41,6 @@ pub struct WhisperPlugin {
     models: ModelStore,
 }
 
-fn rr<T>(r: Result<T, PluginError>) -> RResult<T, PluginError> {
-    r.into()
-}
 
 /// The CPU features whisper.cpp was compiled with, as whisper.cpp prints them
 /// (e.g. `AVX2 = 1 | ... | AVX512 = 0`). Shows whether the build is portable.
@@ -55,15 +52,6 @@ impl Plugin for WhisperPlugin {
     fn info(&self) -> PluginInfo {
         let s = |v: &[&str]| v.iter().map(|x| RString::from(*x)).collect::<RVec<_>>();
         PluginInfo {
-            id: RString::from(Self::ID),
-            name: RString::from("Whisper (whisper.cpp)"),
-            version: RString::from(Self::VERSION),
-            api_version: RString::from(API_VERSION),
-            description: RString::from(format!(
-                "Transcribes 16 kHz speech with whisper.cpp {} ggml models on the CPU",
-                whisper_rs::WHISPER_CPP_VERSION
-            )),
-            category: Category::Stt,
             capabilities: Capabilities {
                 formats: s(&[FORMAT]),
                 features: s(&["timestamps", "language_detection", "translate", "initial_prompt"]),
@@ -77,6 +65,7 @@ impl Plugin for WhisperPlugin {
                 thermal_impact: Level::Medium,
                 background_capable: true,
             },
+            ..PluginInfo::new("Whisper (whisper.cpp)", Category::Stt).describe(format!("Transcribes 16 kHz speech with whisper.cpp {} ggml models on the CPU", whisper_rs::WHISPER_CPP_VERSION))
         }
     }
 
@@ -88,15 +77,15 @@ impl Plugin for WhisperPlugin {
 
 impl SttPlugin for WhisperPlugin {
     fn load_model(&self, params: &LoadModelParams) -> RResult<ModelHandle, PluginError> {
-        rr(LoadedModel::load(params).map(|m| self.models.insert(m)))
+        RResult::from(LoadedModel::load(params).map(|m| self.models.insert(m)))
     }
 
     fn unload_model(&self, model: ModelHandle) -> RResult<(), PluginError> {
-        rr(self.models.remove(model))
+        RResult::from(self.models.remove(model))
     }
 
     fn transcribe(&self, model: ModelHandle, request: &TranscribeRequest) -> RResult<Transcription, PluginError> {
-        rr(self.models.get(model).and_then(|m| {
+        RResult::from(self.models.get(model).and_then(|m| {
             let language = transcribe::check(&m, request)?;
             transcribe::run(&m, request, &language)
         }))
@@ -104,8 +93,6 @@ impl SttPlugin for WhisperPlugin {
 }
 
 impl PluginExport for WhisperPlugin {
-    const ID: &'static str = "whisper";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
 
     fn create() -> Result<Self, PluginError> {
         model::quiet_native_logs();
@@ -117,4 +104,4 @@ impl PluginExport for WhisperPlugin {
     }
 }
 
-rustai_abi::export_plugin!(WhisperPlugin);
+rustai_plugin::export_plugin!(WhisperPlugin, id = "whisper");

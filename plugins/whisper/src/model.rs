@@ -11,8 +11,8 @@ use std::{
     sync::{Mutex, Once},
 };
 
-use rustai_abi::{LoadModelParams, PluginError};
-use rustai_formats::WhisperHeader;
+use rustai_plugin::{LoadModelParams, PluginError};
+use rustai_plugin::formats::WhisperHeader;
 use whisper_rs::{WhisperContext, WhisperContextParameters, WhisperState};
 
 /// Idle decoder states kept per model (each holds tens of MiB for `tiny`).
@@ -104,7 +104,7 @@ impl LoadedModel {
         }
         self.ctx.create_state().map_err(|e| {
             PluginError::new(
-                rustai_abi::ErrorKind::ResourceExhausted,
+                rustai_plugin::ErrorKind::ResourceExhausted,
                 format!("whisper.cpp could not allocate a decoder state for {} ({e:?})", self.path),
             )
         })
@@ -120,4 +120,4 @@ impl LoadedModel {
 }
 
 /// Handles to loaded models.
-pub(crate) type ModelStore = rustai_abi::ModelStore<LoadedModel>;
+pub(crate) type ModelStore = rustai_plugin::ModelStore<LoadedModel>;

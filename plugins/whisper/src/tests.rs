@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, sync::OnceLock};
 
-use rustai_abi::{ErrorKind, LoadModelParams, ModelHandle, PluginInstance, ROption, RString, TranscribeRequest};
+use rustai_plugin::{ErrorKind, LoadModelParams, ModelHandle, PluginInstance, ROption, RString, TranscribeRequest};
 
 use crate::WhisperPlugin;
 
@@ -13,7 +13,7 @@ fn model_file() -> PathBuf {
 }
 
 fn instance() -> PluginInstance {
-    rustai_abi::export::instantiate::<WhisperPlugin>().into_result().expect("the plugin starts")
+    rustai_plugin::export::instantiate::<WhisperPlugin>().into_result().expect("the plugin starts")
 }
 
 /// One plugin instance with the tiny English model loaded, shared by the tests.
@@ -40,7 +40,7 @@ fn request(pcm: Vec<f32>) -> TranscribeRequest {
     }
 }
 
-fn transcribe_err(req: &TranscribeRequest) -> rustai_abi::PluginError {
+fn transcribe_err(req: &TranscribeRequest) -> rustai_plugin::PluginError {
     let (inst, handle) = loaded();
     let stt = inst.stt.as_ref().into_option().expect("stt family");
     stt.transcribe(*handle, req).into_result().expect_err("the request is refused")
@@ -51,7 +51,7 @@ fn info_names_the_family_and_format() {
     let inst = instance();
     let info = inst.plugin.info();
     assert_eq!(info.id.as_str(), "whisper");
-    assert_eq!(info.category, rustai_abi::Category::Stt);
+    assert_eq!(info.category, rustai_plugin::Category::Stt);
     assert!(info.capabilities.formats.iter().any(|f| f.as_str() == crate::FORMAT));
     assert!(inst.stt.is_some() && inst.llm.is_none());
 }

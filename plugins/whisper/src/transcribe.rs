@@ -1,7 +1,7 @@
 //! One transcription: request checks, whisper.cpp parameters, and the result.
 //!
 //! Every check that can be made before calling whisper.cpp is made here, so a
-//! bad request is an [`ErrorKind::InvalidInput`](rustai_abi::ErrorKind) error
+//! bad request is an [`ErrorKind::InvalidInput`](rustai_plugin::ErrorKind) error
 //! naming the problem rather than a native failure: the audio (16 kHz, mono,
 //! not empty, finite samples within ±[`MAX_AMPLITUDE`]), the language (known to
 //! whisper, and English for an English-only model), the temperature, and NUL
@@ -9,7 +9,7 @@
 
 use std::ffi::c_int;
 
-use rustai_abi::{PluginError, ROption, RString, RVec, Segment, TranscribeRequest, Transcription};
+use rustai_plugin::{PluginError, ROption, RString, RVec, Segment, TranscribeRequest, Transcription};
 use whisper_rs::{FullParams, SamplingStrategy, WhisperState};
 
 use crate::model::LoadedModel;

@@ -41,8 +41,8 @@ pub(crate) fn run(cli: &Cli, args: &BenchArgs) -> Result<()> {
     let mut header_done = false;
     for &threads in &threads_list {
         // One slot, as llama-bench's one sequence: no other slot's cache shares the context.
-        let loaded = session::load_model_with(cli, &args.model, threads, Some(1))?;
-        let info = loaded.model.info().clone();
+        let loaded = session::load_model_with(cli, &args.model, threads, Some(1), &mut SamplingParams::greedy())?;
+        let info = loaded.model().info().clone();
         let threads_shown = if threads == 0 {
             rustai_core::abi::cpu::usable_cores()
         } else {
@@ -54,7 +54,7 @@ pub(crate) fn run(cli: &Cli, args: &BenchArgs) -> Result<()> {
             header_done = true;
         }
         let mut rng = TokenRng(0x9e37_79b9_7f4a_7c15);
-        let bos = loaded.model.tokenize("", true)?.first().copied().unwrap_or(0);
+        let bos = loaded.model().tokenize("", true)?.first().copied().unwrap_or(0);
         let mut tests = Vec::new();
         tests.extend(args.n_prompt.iter().filter(|&&n| n > 0).map(|&n| (format!("pp{n}"), n, 0)));
         tests.extend(args.n_gen.iter().filter(|&&n| n > 0).map(|&n| (format!("tg{n}"), 0, n)));
@@ -78,7 +78,7 @@ pub(crate) fn run(cli: &Cli, args: &BenchArgs) -> Result<()> {
                     add_special: false,
                     params,
                 };
-                let done = loaded.model.generate(&request, |_| true)?;
+                let done = loaded.model().generate(&request, |_| true)?;
                 if rep == 0 {
                     continue; // warm-up
                 }
@@ -91,7 +91,7 @@ pub(crate) fn run(cli: &Cli, args: &BenchArgs) -> Result<()> {
                 info.quantization,
                 human_size(info.size_bytes),
                 info.parameters as f64 / 1e6,
-                loaded.model.plugin_id(),
+                loaded.model().plugin_id(),
                 threads_shown,
                 name,
                 mean,

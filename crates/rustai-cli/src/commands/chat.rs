@@ -8,13 +8,13 @@ use rustai_core::abi::{ChatMessage, ChatRequest};
 use crate::{cli::{ChatArgs, Cli}, session};
 
 pub(crate) fn run(cli: &Cli, args: &ChatArgs) -> Result<()> {
-    let params = session::sampling(&args.sampling)?;
-    let loaded = session::load_model(cli, &args.model, args.model.threads)?;
+    let mut params = session::sampling(&args.sampling)?;
+    let loaded = session::load_model(cli, &args.model, args.model.threads, &mut params)?;
     let interactive = std::io::stdin().is_terminal();
     let system: Vec<ChatMessage> = args.system.iter().map(|s| ChatMessage::new("system", s.as_str())).collect();
     let mut history = system.clone();
     if interactive {
-        eprintln!("Chatting with {} ({}). /bye quits, /reset forgets the conversation.", loaded.file.id, loaded.model.plugin_id());
+        eprintln!("Chatting with {} ({}). /bye quits, /reset forgets the conversation.", loaded.prepared.entry.id, loaded.model().plugin_id());
     }
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
@@ -38,10 +38,12 @@ pub(crate) fn run(cli: &Cli, args: &ChatArgs) -> Result<()> {
         history.push(ChatMessage::new("user", line));
         let mut reply = String::new();
         let mut out = std::io::stdout().lock();
-        let done = loaded.model.chat(&ChatRequest { messages: history.clone().into(), params: params.clone() }, |piece| {
+        let done = loaded.model().chat(&ChatRequest { messages: history.clone().into(), params: params.clone() }, |piece| {
             reply.push_str(piece);
             out.write_all(piece.as_bytes()).and_then(|()| out.flush()).is_ok()
-        })?;
+        });
+        loaded.record(done.as_ref());
+        let done = done?;
         writeln!(out)?;
         if args.verbose {
             super::print_timings(&done);

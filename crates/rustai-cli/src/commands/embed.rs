@@ -15,8 +15,8 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 
 pub(crate) fn run(cli: &Cli, args: &EmbedArgs) -> Result<()> {
     let engine = session::engine(cli)?;
-    let (entry, model) = engine.embedding_model(&args.model)?;
-    let out = model.embed(&args.texts, true)?;
+    let served = engine.embed(&args.model, &args.texts, true)?;
+    let out = &served.output;
     for i in out.truncated.iter() {
         eprintln!("note: text {} was longer than the model's maximum and was truncated", i + 1);
     }
@@ -26,7 +26,7 @@ pub(crate) fn run(cli: &Cli, args: &EmbedArgs) -> Result<()> {
         }
         return Ok(());
     }
-    eprintln!("{} ({} dimensions, plugin {})", entry.id, out.dimensions, model.plugin().id());
+    eprintln!("{} ({} dimensions, plugin {})", served.entry.id, out.dimensions, served.plugin);
     if args.texts.len() == 1 {
         println!("{:?}", out.vectors[0].as_slice());
         return Ok(());

@@ -36,7 +36,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
 
 fn convert_whisper(args: &crate::cli::ConvertWhisperArgs) -> Result<()> {
     let started = std::time::Instant::now();
-    let report = rustai_core::formats::convert_ct2(&args.src, &args.out)?;
+    let report = rustai_convert::convert_ct2(&args.src, &args.out)?;
     println!(
         "wrote {} ({} tensors, {} bytes, whisper-{}) in {:.1} s",
         args.out.display(),

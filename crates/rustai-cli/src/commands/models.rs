@@ -3,7 +3,7 @@
 use anyhow::Result;
 use rustai_core::{
     models::{ModelEntry, RegistryEvent, SelectContext},
-    monitor::{ResourceMonitor, SystemSource},
+    engine::monitor::{ResourceMonitor, SystemSource},
     PluginManager, Registry, SelectionCriteria,
 };
 

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use rustai_server::download::{fetch, DownloadRequest};
+use rustai_server::fetch::{fetch, DownloadRequest};
 
 use crate::{
     cli::{Cli, PullArgs},

@@ -1,12 +1,14 @@
 //! `rustai serve` (the HTTP server, with hot reload of plugins and models) and
-//! `rustai ps` (what a running server has loaded).
+//! `rustai ps` (what a running server has loaded, asked through `rustai_server::client`).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use rustai_core::{
-    adaptive::{AdaptiveConfig, PowerProfile},
-    monitor::{ResourceMonitor, SystemSource},
+    engine::{
+        adaptive::{AdaptiveConfig, PowerProfile},
+        monitor::{ResourceMonitor, SystemSource},
+    },
     Budget, Engine, EngineConfig, KeepAlive,
 };
 use rustai_server::ServerConfig;
@@ -138,41 +140,37 @@ async fn shutdown_signal() {
 }
 
 pub(crate) fn ps(args: &PsArgs) -> Result<()> {
-    let url = format!("http://{}/api/ps", args.host.trim_start_matches("http://"));
-    let mut req = ureq::get(&url);
-    if let Some(key) = std::env::var("RUSTAI_API_KEY").ok().filter(|k| !k.is_empty()) {
-        req = req.set("Authorization", &format!("Bearer {key}"));
-    }
-    let body: serde_json::Value = req.call().with_context(|| format!("is `rustai serve` running at {}?", args.host))?.into_json()?;
-    let models = body["models"].as_array().cloned().unwrap_or_default();
+    let key = std::env::var("RUSTAI_API_KEY").ok().filter(|k| !k.is_empty());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let models = rt
+        .block_on(rustai_server::client::running_models(&args.host, key.as_deref()))
+        .with_context(|| format!("is `rustai serve` running at {}?", args.host))?;
     if models.is_empty() {
         println!("no models loaded");
         return Ok(());
     }
-    let ago = |t: &str| -> String {
-        humantime::parse_rfc3339(t)
-            .ok()
-            .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
-            .map_or_else(|| "?".into(), |d| format!("{} ago", humantime::format_duration(std::time::Duration::from_secs(d.as_secs()))))
+    let ago = |t: Option<SystemTime>| -> String {
+        t.and_then(|t| SystemTime::now().duration_since(t).ok())
+            .map_or_else(|| "?".into(), |d| format!("{} ago", humantime::format_duration(Duration::from_secs(d.as_secs()))))
     };
-    let until = |t: &str| -> String {
-        match humantime::parse_rfc3339(t).ok().and_then(|t| t.duration_since(std::time::SystemTime::now()).ok()) {
+    let until = |t: Option<SystemTime>| -> String {
+        match t.and_then(|t| t.duration_since(SystemTime::now()).ok()) {
             Some(d) if d.as_secs() > 10 * 365 * 86_400 => "forever".into(),
-            Some(d) => format!("in {}", humantime::format_duration(std::time::Duration::from_secs(d.as_secs()))),
+            Some(d) => format!("in {}", humantime::format_duration(Duration::from_secs(d.as_secs()))),
             None => "now".into(),
         }
     };
     println!("{:<32} {:>10}  {:<8} {:<8} {:<14} UNLOADS", "NAME", "SIZE", "PLUGIN", "STATE", "LAST USE");
     for m in models {
-        let state = if m["in_use"].as_bool() == Some(true) { "serving" } else { "idle" };
+        let state = if m.in_use { "serving" } else { "idle" };
         println!(
             "{:<32} {:>10}  {:<8} {:<8} {:<14} {}",
-            m["name"].as_str().unwrap_or("?"),
-            human_size(m["size"].as_u64().unwrap_or(0)),
-            m["plugin"].as_str().unwrap_or("?"),
+            m.name.as_deref().unwrap_or("?"),
+            human_size(m.size),
+            m.plugin.as_deref().unwrap_or("?"),
             state,
-            ago(m["last_used"].as_str().unwrap_or("")),
-            if state == "serving" { "after the request".into() } else { until(m["expires_at"].as_str().unwrap_or("")) }
+            ago(m.last_used),
+            if state == "serving" { "after the request".into() } else { until(m.expires_at) }
         );
     }
     Ok(())

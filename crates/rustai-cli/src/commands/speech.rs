@@ -5,7 +5,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use rustai_core::{
     abi::{ROption, RString, SpeakRequest, TranscribeRequest},
-    audio, Engine, Task,
+    audio, Engine, LoadOptions, Task, TtsModel,
 };
 
 use crate::{
@@ -27,7 +27,6 @@ pub(crate) fn transcribe(cli: &Cli, args: &TranscribeArgs) -> Result<()> {
     let bytes = std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
     let pcm = audio::decode_wav(&bytes).with_context(|| args.file.display().to_string())?;
     let id = pick(&engine, args.model.as_deref(), Task::Stt)?;
-    let (entry, model) = engine.stt_model(&id)?;
     let started = Instant::now();
     let request = TranscribeRequest {
         pcm: pcm.samples.clone().into(),
@@ -38,7 +37,8 @@ pub(crate) fn transcribe(cli: &Cli, args: &TranscribeArgs) -> Result<()> {
         initial_prompt: args.prompt.clone().map(RString::from).into(),
         temperature: 0.0,
     };
-    let t = model.transcribe(&request)?;
+    let served = engine.transcribe(&id, &request)?;
+    let t = &served.output;
     let secs = started.elapsed().as_secs_f64();
     if args.segments {
         for s in t.segments.iter() {
@@ -49,8 +49,8 @@ pub(crate) fn transcribe(cli: &Cli, args: &TranscribeArgs) -> Result<()> {
     }
     eprintln!(
         "{} ({}): {:.1} s of audio in {:.2} s (real-time factor {:.3}), language {}",
-        entry.id,
-        model.plugin().id(),
+        served.entry.id,
+        served.plugin,
         pcm.duration_secs(),
         secs,
         secs / pcm.duration_secs().max(1e-9),
@@ -62,7 +62,6 @@ pub(crate) fn transcribe(cli: &Cli, args: &TranscribeArgs) -> Result<()> {
 pub(crate) fn speak(cli: &Cli, args: &SpeakArgs) -> Result<()> {
     let engine = session::engine(cli)?;
     let id = pick(&engine, args.model.as_deref(), Task::Tts)?;
-    let (entry, model) = engine.tts_model(&id)?;
     let started = Instant::now();
     let request = SpeakRequest {
         text: args.text.as_str().into(),
@@ -70,17 +69,19 @@ pub(crate) fn speak(cli: &Cli, args: &SpeakArgs) -> Result<()> {
         speed: args.speed,
         noise_scale: ROption::RNone,
     };
-    let (info, pcm) = model.synthesize(&request)?;
+    let served = engine.with_model(&id, Task::Tts, &LoadOptions::default(), |m: &TtsModel| m.synthesize(&request))?;
+    let (info, pcm) = &served.output;
+    let (info, pcm) = (info.clone(), pcm);
     let wav = audio::encode_wav(&pcm, info.sample_rate)?;
     std::fs::write(&args.output, wav).with_context(|| format!("writing {}", args.output.display()))?;
     let seconds = pcm.len() as f64 / f64::from(info.sample_rate.max(1));
     eprintln!(
         "{}: {:.1} s of speech at {} Hz in {:.2} s ({}) -> {}",
-        entry.id,
+        served.entry.id,
         seconds,
         info.sample_rate,
         started.elapsed().as_secs_f64(),
-        model.plugin().id(),
+        served.plugin,
         args.output.display()
     );
     Ok(())

@@ -12,7 +12,7 @@ mod config;
 mod detect;
 mod registry;
 mod select;
-mod watch;
+mod watcher;
 
 use std::{collections::BTreeMap, path::PathBuf, time::SystemTime};
 
@@ -21,9 +21,9 @@ use serde::Serialize;
 pub use config::{ConfigFile, Constraints, ModelConfigEntry, RegistrySection};
 pub use registry::{Registry, RegistryEvent, RegistryOptions, Unrecognised};
 pub use select::{Candidate, Excluded, SelectContext, Selection, SelectionCriteria};
-pub use watch::RegistryWatcher;
+pub use watcher::RegistryWatcher;
 
-use crate::error::Result;
+use crate::{error::Result, plugins::FamilyKind};
 
 /// How a model is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -96,12 +96,12 @@ impl Task {
     }
 
     /// The plugin family that serves this task.
-    pub fn family(self) -> Option<&'static str> {
+    pub fn family(self) -> Option<FamilyKind> {
         match self {
-            Self::Chat | Self::Completion => Some("llm"),
-            Self::Embedding => Some("embedding"),
-            Self::Stt => Some("stt"),
-            Self::Tts => Some("tts"),
+            Self::Chat | Self::Completion => Some(FamilyKind::Llm),
+            Self::Embedding => Some(FamilyKind::Embedding),
+            Self::Stt => Some(FamilyKind::Stt),
+            Self::Tts => Some(FamilyKind::Tts),
             Self::Unknown => None,
         }
     }
@@ -251,11 +251,6 @@ pub struct ModelFile {
     pub format: ModelFormat,
     /// Size in bytes.
     pub size: u64,
-}
-
-/// Every model under `dirs` (folders that do not exist are skipped), sorted by id.
-pub fn discover<P: AsRef<std::path::Path>>(dirs: impl IntoIterator<Item = P>) -> Vec<ModelEntry> {
-    Registry::scan_only(dirs).entries()
 }
 
 /// Resolve `name` (an existing path, an id, an unambiguous prefix or `name:tag`) to a local model.

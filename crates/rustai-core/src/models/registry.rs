@@ -22,7 +22,7 @@ use super::{
 };
 use crate::{
     error::{Error, Result},
-    manager::{LoadedPlugin, PluginManager},
+    plugins::{LoadedPlugin, PluginManager},
 };
 
 /// Where to look.
@@ -32,6 +32,9 @@ pub struct RegistryOptions {
     pub dirs: Vec<PathBuf>,
     /// `models.toml`; `None` = the first `models.toml` at the top of one of `dirs`.
     pub config_file: Option<PathBuf>,
+    /// Model files or folders named by path (on the command line, say), registered before
+    /// anything found in `dirs`, so their ids win.
+    pub files: Vec<PathBuf>,
 }
 
 impl RegistryOptions {
@@ -46,7 +49,7 @@ impl RegistryOptions {
 
     /// Scan `dirs`, with a `models.toml` found in them.
     pub fn new<P: AsRef<Path>>(dirs: impl IntoIterator<Item = P>) -> Self {
-        Self { dirs: dirs.into_iter().map(|d| d.as_ref().to_path_buf()).collect(), config_file: None }
+        Self { dirs: dirs.into_iter().map(|d| d.as_ref().to_path_buf()).collect(), config_file: None, files: Vec::new() }
     }
 
     fn config_path(&self) -> Option<PathBuf> {
@@ -221,14 +224,15 @@ impl Registry {
     /// The loaded plugin that would serve `entry`: its `provider` if set, else the first
     /// plugin that reads the format and implements the task's family.
     pub fn plugin_for(entry: &ModelEntry, plugins: &PluginManager) -> Option<Arc<LoadedPlugin>> {
-        if let Some(id) = &entry.provider {
-            return plugins.get(id);
-        }
-        let family = entry.task.family();
-        plugins
-            .plugins()
-            .into_iter()
-            .find(|p| p.reads_format(entry.format.as_str()) && family.is_none_or(|f| p.families().contains(&f)))
+        Self::serving(entry, plugins, None).ok()
+    }
+
+    /// The plugin that serves `entry`, or why none can: `named` (a request's choice) or
+    /// the entry's `provider` when set, else the first plugin of the task's family that
+    /// reads the entry's format ([`PluginManager::serving`], the one rule).
+    pub fn serving(entry: &ModelEntry, plugins: &PluginManager, named: Option<&str>) -> Result<Arc<LoadedPlugin>> {
+        let family = entry.task.family().unwrap_or(crate::plugins::FamilyKind::Llm);
+        plugins.serving(named.or(entry.provider.as_deref()), entry.format.as_str(), family)
     }
 }
 
@@ -327,6 +331,11 @@ fn hidden(e: &walkdir::DirEntry) -> bool {
     e.depth() > 0 && e.file_name().to_str().is_some_and(|n| n.starts_with('.'))
 }
 
+/// Whether `a` and `b` name the same file or folder.
+fn same_file(a: &Path, b: &Path) -> bool {
+    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+}
+
 fn build(options: &RegistryOptions, state: &mut State) -> (BTreeMap<String, ModelEntry>, Vec<Unrecognised>) {
     let mut entries: BTreeMap<String, ModelEntry> = BTreeMap::new();
     let mut unrecognised = Vec::new();
@@ -344,6 +353,16 @@ fn build(options: &RegistryOptions, state: &mut State) -> (BTreeMap<String, Mode
     }
     let mut seen_dirs = Vec::new();
     let mut live = std::collections::HashSet::new();
+    for path in &options.files {
+        live.insert(path.clone());
+        match detect_cached(state, path, path.is_dir()) {
+            Ok(d) => {
+                let entry = entry_from(path, d, None);
+                entries.entry(entry.id.clone()).or_insert(entry);
+            }
+            Err(reason) => unrecognised.push(Unrecognised { path: path.clone(), reason }),
+        }
+    }
     for dir in dirs {
         let Ok(canonical) = dir.canonicalize() else { continue };
         if seen_dirs.contains(&canonical) {
@@ -376,6 +395,9 @@ fn build(options: &RegistryOptions, state: &mut State) -> (BTreeMap<String, Mode
                 Ok(d) => {
                     let entry = entry_from(path, d, None);
                     if let Some(first) = entries.get(&entry.id) {
+                        if first.path().is_some_and(|p| same_file(p, path)) {
+                            continue; // also named by path
+                        }
                         let reason = format!("same id `{}` as {}; rename one of them", entry.id, first.path().unwrap_or(Path::new("?")).display());
                         unrecognised.push(Unrecognised { path: path.to_path_buf(), reason });
                     } else {

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use super::{registry::Registry, ModelEntry, Task};
 use crate::{
     error::{Error, Result},
-    manager::PluginManager,
-    monitor::ResourceSnapshot,
+    engine::monitor::ResourceSnapshot,
+    plugins::PluginManager,
 };
 
 /// What the caller needs and prefers.

@@ -1,0 +1,78 @@
+//! The entry points of the families other than text: [`Engine::with_model`] resolves a
+//! model once, leases it from the pool (within the budget, like every model), runs the
+//! caller's work on it and records the request; [`Engine::embed`] and
+//! [`Engine::transcribe`] are its typed uses.
+
+use std::time::{Duration, Instant};
+
+use rustai_abi::{Embeddings, LoadModelParams, TranscribeRequest, Transcription};
+
+use super::{metrics::RequestRecord, prepare::LoadOptions, Engine};
+use crate::{
+    error::{Error, Result},
+    families::{EmbeddingModel, Family, SttModel},
+    models::{Location, ModelEntry, ModelFile, ModelFormat, Task},
+};
+
+/// What a request on a model of any family gave, with where it ran.
+#[derive(Debug)]
+pub struct Served<R> {
+    /// The model that served it.
+    pub entry: ModelEntry,
+    /// The plugin that ran it.
+    pub plugin: String,
+    /// The work's result.
+    pub output: R,
+    /// Time spent looking up and (if needed) loading the model.
+    pub load_duration: Duration,
+}
+
+impl Engine {
+    /// Resolve `model` for `task`, lease it as family `M` (loading it within the budget),
+    /// run `work` on it, and record the request in the metrics (failed or not).
+    pub fn with_model<M: Family, R>(&self, model: &str, task: Task, options: &LoadOptions, work: impl FnOnce(&M) -> Result<R>) -> Result<Served<R>> {
+        self.run_on(model, task, options, work, |_| 0)
+    }
+
+    fn run_on<M: Family, R>(&self, model: &str, task: Task, options: &LoadOptions, work: impl FnOnce(&M) -> Result<R>, tokens_in: impl Fn(&R) -> u64) -> Result<Served<R>> {
+        let started = Instant::now();
+        let entry = self.resolve(model, task)?;
+        let file = match &entry.location {
+            Location::Local(_) => entry.file().ok_or_else(|| Error::UnknownModel { name: entry.id.clone(), known: Vec::new() })?,
+            Location::Remote(url) => ModelFile { id: entry.id.clone(), path: url.into(), format: ModelFormat::Remote, size: 0 },
+        };
+        let params = LoadModelParams {
+            threads: if options.threads > 0 { options.threads } else { entry.load_params().threads },
+            ..entry.load_params()
+        };
+        let plugin = options.plugin.as_deref().or(entry.provider.as_deref());
+        let keep_alive = options.keep_alive.unwrap_or(self.inner.pool.budget().default_keep_alive);
+        let lease = self.inner.pool.acquire::<M>(&file, &params, plugin, keep_alive)?;
+        let load_duration = started.elapsed();
+        let plugin = lease.plugin().id().to_owned();
+        let work_started = Instant::now();
+        let output = work(&lease);
+        let record = RequestRecord {
+            model: entry.id.clone(),
+            plugin: plugin.clone(),
+            tokens_in: output.as_ref().map_or(0, &tokens_in),
+            tokens_out: 0,
+            latency: started.elapsed(),
+            generation: work_started.elapsed(),
+            failed: output.is_err(),
+        };
+        self.inner.metrics.record(&record);
+        Ok(Served { entry, plugin, output: output?, load_duration })
+    }
+
+    /// Embed `inputs` with embedding model `model` (one vector each, in order;
+    /// `normalize` = L2-normalised).
+    pub fn embed<S: AsRef<str>>(&self, model: &str, inputs: &[S], normalize: bool) -> Result<Served<Embeddings>> {
+        self.run_on(model, Task::Embedding, &LoadOptions::default(), |m: &EmbeddingModel| m.embed(inputs, normalize), |e| u64::from(e.tokens_in))
+    }
+
+    /// Transcribe `request` (16 kHz mono PCM) with speech-to-text model `model`.
+    pub fn transcribe(&self, model: &str, request: &TranscribeRequest) -> Result<Served<Transcription>> {
+        self.run_on(model, Task::Stt, &LoadOptions::default(), |m: &SttModel| m.transcribe(request), |_| 0)
+    }
+}

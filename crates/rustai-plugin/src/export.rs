@@ -1,0 +1,377 @@
+//! Plugin-side glue: exporting a type as a plugin, with panic containment.
+//!
+//! A plugin author implements [`crate::Plugin`] (and the family traits it
+//! offers) on ordinary Rust types, implements [`PluginExport`], and writes
+//! `rustai_plugin::export_plugin!(MyPlugin, id = "my-plugin");`. The macro declares the
+//! plugin's id and takes its version from the crate's `Cargo.toml`
+//! ([`PluginIdentity`]); the glue writes both, with the API version, into the
+//! handshake and into the [`PluginInfo`] the host sees, so they cannot disagree.
+//! Every call from the host then goes
+//! through a `Guarded` wrapper that runs it inside `catch_unwind`: a panic
+//! becomes a [`PluginError`] of kind [`ErrorKind::Panicked`] for that call, and
+//! the plugin's health turns [`HealthStatus::Degraded`]. Panics never unwind
+//! across the ABI (which would abort the host).
+
+use std::{
+    any::Any,
+    panic::{catch_unwind, AssertUnwindSafe},
+    sync::{Arc, Mutex},
+};
+
+use abi_stable::{
+    library::{CheckTypeLayout, LibHeader, RootModuleResult},
+    prefix_type::WithMetadata,
+    sabi_trait::TD_Opaque,
+    std_types::{ROption, RResult, RSlice, RStr, RString, RVec},
+};
+use rustai_abi::{
+    error::{ErrorKind, PluginError},
+    module::{Handshake, PluginInstance, PluginMod, PluginModRef},
+    traits::*,
+    types::*,
+    API_FEATURES, API_VERSION,
+};
+
+/// The plugin's id and version, declared once: [`crate::export_plugin!`] implements it
+/// (the id given to the macro, the version from the plugin crate's `Cargo.toml`).
+pub trait PluginIdentity {
+    /// The plugin id (`[a-z0-9_-]+`, at most 64 bytes), known without instantiating.
+    const ID: &'static str;
+    /// The plugin's own semver version.
+    const VERSION: &'static str;
+}
+
+/// Implemented by the type a plugin library exports.
+pub trait PluginExport: Plugin + PluginIdentity + Sized + 'static {
+    /// Create the plugin. Heavy work (loading models) belongs in later calls.
+    fn create() -> Result<Self, PluginError>;
+    /// The families this plugin implements, built from the shared instance.
+    fn families(this: &Arc<Self>) -> Families {
+        let _ = this;
+        Families::default()
+    }
+}
+
+type Make<B> = Box<dyn FnOnce(&Arc<GuardState>) -> B>;
+
+/// The family trait objects a plugin offers; see [`PluginExport::families`].
+#[derive(Default)]
+pub struct Families {
+    llm: Option<Make<LlmBox>>,
+    embedding: Option<Make<EmbeddingBox>>,
+    stt: Option<Make<SttBox>>,
+    tts: Option<Make<TtsBox>>,
+    tool: Option<Make<ToolBox>>,
+}
+
+impl std::fmt::Debug for Families {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Families")
+            .field("llm", &self.llm.is_some())
+            .field("embedding", &self.embedding.is_some())
+            .field("stt", &self.stt.is_some())
+            .field("tts", &self.tts.is_some())
+            .field("tool", &self.tool.is_some())
+            .finish()
+    }
+}
+
+impl Families {
+    /// Offer text generation.
+    pub fn with_llm<T: LlmPlugin + 'static>(mut self, imp: Arc<T>) -> Self {
+        self.llm = Some(Box::new(move |s| LlmPlugin_TO::from_value(Guarded::new(imp, s), TD_Opaque)));
+        self
+    }
+    /// Offer embeddings.
+    pub fn with_embedding<T: EmbeddingPlugin + 'static>(mut self, imp: Arc<T>) -> Self {
+        self.embedding = Some(Box::new(move |s| EmbeddingPlugin_TO::from_value(Guarded::new(imp, s), TD_Opaque)));
+        self
+    }
+    /// Offer speech to text.
+    pub fn with_stt<T: SttPlugin + 'static>(mut self, imp: Arc<T>) -> Self {
+        self.stt = Some(Box::new(move |s| SttPlugin_TO::from_value(Guarded::new(imp, s), TD_Opaque)));
+        self
+    }
+    /// Offer text to speech.
+    pub fn with_tts<T: TtsPlugin + 'static>(mut self, imp: Arc<T>) -> Self {
+        self.tts = Some(Box::new(move |s| TtsPlugin_TO::from_value(Guarded::new(imp, s), TD_Opaque)));
+        self
+    }
+    /// Offer tools.
+    pub fn with_tool<T: ToolPlugin + 'static>(mut self, imp: Arc<T>) -> Self {
+        self.tool = Some(Box::new(move |s| ToolPlugin_TO::from_value(Guarded::new(imp, s), TD_Opaque)));
+        self
+    }
+}
+
+/// Shared by every guarded object of one plugin instance.
+#[derive(Debug)]
+struct GuardState {
+    info: PluginInfo,
+    last_panic: Mutex<Option<String>>,
+}
+
+struct Guarded<T> {
+    inner: Arc<T>,
+    state: Arc<GuardState>,
+}
+
+impl<T> Guarded<T> {
+    fn new(inner: Arc<T>, state: &Arc<GuardState>) -> Self {
+        Self { inner, state: Arc::clone(state) }
+    }
+
+    /// Run `f`, turning a panic into an error and remembering it for `health()`.
+    fn call<R>(&self, what: &str, f: impl FnOnce(&T) -> RResult<R, PluginError>) -> RResult<R, PluginError> {
+        match catch_unwind(AssertUnwindSafe(|| f(&self.inner))) {
+            Ok(result) => result,
+            Err(payload) => {
+                let msg = format!("plugin `{}` panicked in {what}: {}", self.state.info.id, panic_message(&*payload));
+                if let Ok(mut last) = self.state.last_panic.lock() {
+                    *last = Some(msg.clone());
+                }
+                RResult::RErr(PluginError::new(ErrorKind::Panicked, msg))
+            }
+        }
+    }
+}
+
+/// The text of a panic payload.
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+impl<T: Plugin> Plugin for Guarded<T> {
+    fn info(&self) -> PluginInfo {
+        self.state.info.clone()
+    }
+    fn init(&self, config_json: RStr<'_>) -> RResult<(), PluginError> {
+        self.call("init", |p| p.init(config_json))
+    }
+    fn health(&self) -> Health {
+        if let Ok(last) = self.state.last_panic.lock() {
+            if let Some(msg) = last.as_ref() {
+                return Health { status: HealthStatus::Degraded, message: RString::from(msg.as_str()) };
+            }
+        }
+        match self.call("health", |p| RResult::ROk(p.health())) {
+            RResult::ROk(h) => h,
+            RResult::RErr(e) => Health { status: HealthStatus::Degraded, message: e.message },
+        }
+    }
+    fn shutdown(&self) -> RResult<(), PluginError> {
+        self.call("shutdown", |p| p.shutdown())
+    }
+}
+
+impl<T: LlmPlugin> LlmPlugin for Guarded<T> {
+    fn load_model(&self, params: &LoadModelParams) -> RResult<ModelHandle, PluginError> {
+        self.call("load_model", |p| p.load_model(params))
+    }
+    fn unload_model(&self, model: ModelHandle) -> RResult<(), PluginError> {
+        self.call("unload_model", |p| p.unload_model(model))
+    }
+    fn model_info(&self, model: ModelHandle) -> RResult<ModelInfo, PluginError> {
+        self.call("model_info", |p| p.model_info(model))
+    }
+    fn tokenize(&self, model: ModelHandle, text: RStr<'_>, add_special: bool) -> RResult<RVec<i32>, PluginError> {
+        self.call("tokenize", |p| p.tokenize(model, text, add_special))
+    }
+    fn detokenize(&self, model: ModelHandle, tokens: RSlice<'_, i32>) -> RResult<RString, PluginError> {
+        self.call("detokenize", |p| p.detokenize(model, tokens))
+    }
+    fn apply_chat_template(
+        &self,
+        model: ModelHandle,
+        messages: RSlice<'_, ChatMessage>,
+        add_assistant: bool,
+    ) -> RResult<RString, PluginError> {
+        self.call("apply_chat_template", |p| p.apply_chat_template(model, messages, add_assistant))
+    }
+    fn generate(&self, model: ModelHandle, request: &GenerateRequest, sink: TokenSinkMut<'_>) -> RResult<Completion, PluginError> {
+        self.call("generate", |p| p.generate(model, request, sink))
+    }
+    fn chat(&self, model: ModelHandle, request: &ChatRequest, sink: TokenSinkMut<'_>) -> RResult<Completion, PluginError> {
+        self.call("chat", |p| p.chat(model, request, sink))
+    }
+    fn generate_ext(
+        &self,
+        model: ModelHandle,
+        request: &GenerateRequest,
+        extras: &SamplingExtras,
+        sink: TokenSinkMut<'_>,
+    ) -> RResult<Completion, PluginError> {
+        self.call("generate_ext", |p| p.generate_ext(model, request, extras, sink))
+    }
+    fn chat_ext(
+        &self,
+        model: ModelHandle,
+        request: &ChatRequest,
+        extras: &SamplingExtras,
+        sink: TokenSinkMut<'_>,
+    ) -> RResult<Completion, PluginError> {
+        self.call("chat_ext", |p| p.chat_ext(model, request, extras, sink))
+    }
+}
+
+impl<T: EmbeddingPlugin> EmbeddingPlugin for Guarded<T> {
+    fn load_model(&self, params: &LoadModelParams) -> RResult<ModelHandle, PluginError> {
+        self.call("load_model", |p| p.load_model(params))
+    }
+    fn unload_model(&self, model: ModelHandle) -> RResult<(), PluginError> {
+        self.call("unload_model", |p| p.unload_model(model))
+    }
+    fn dimensions(&self, model: ModelHandle) -> RResult<u32, PluginError> {
+        self.call("dimensions", |p| p.dimensions(model))
+    }
+    fn max_input_length(&self, model: ModelHandle) -> RResult<u32, PluginError> {
+        self.call("max_input_length", |p| p.max_input_length(model))
+    }
+    fn embed(&self, model: ModelHandle, request: &EmbedRequest) -> RResult<Embeddings, PluginError> {
+        self.call("embed", |p| p.embed(model, request))
+    }
+}
+
+impl<T: SttPlugin> SttPlugin for Guarded<T> {
+    fn load_model(&self, params: &LoadModelParams) -> RResult<ModelHandle, PluginError> {
+        self.call("load_model", |p| p.load_model(params))
+    }
+    fn unload_model(&self, model: ModelHandle) -> RResult<(), PluginError> {
+        self.call("unload_model", |p| p.unload_model(model))
+    }
+    fn transcribe(&self, model: ModelHandle, request: &TranscribeRequest) -> RResult<Transcription, PluginError> {
+        self.call("transcribe", |p| p.transcribe(model, request))
+    }
+}
+
+impl<T: TtsPlugin> TtsPlugin for Guarded<T> {
+    fn load_model(&self, params: &LoadModelParams) -> RResult<ModelHandle, PluginError> {
+        self.call("load_model", |p| p.load_model(params))
+    }
+    fn unload_model(&self, model: ModelHandle) -> RResult<(), PluginError> {
+        self.call("unload_model", |p| p.unload_model(model))
+    }
+    fn voices(&self, model: ModelHandle) -> RResult<RVec<Voice>, PluginError> {
+        self.call("voices", |p| p.voices(model))
+    }
+    fn synthesize(&self, model: ModelHandle, request: &SpeakRequest, sink: AudioSinkMut<'_>) -> RResult<SpeechInfo, PluginError> {
+        self.call("synthesize", |p| p.synthesize(model, request, sink))
+    }
+}
+
+impl<T: ToolPlugin> ToolPlugin for Guarded<T> {
+    fn tools(&self) -> RVec<ToolDefinition> {
+        match self.call("tools", |p| RResult::ROk(p.tools())) {
+            RResult::ROk(t) => t,
+            RResult::RErr(_) => RVec::new(),
+        }
+    }
+    fn execute(&self, name: RStr<'_>, arguments_json: RStr<'_>) -> RResult<ToolOutput, PluginError> {
+        self.call("execute", |p| p.execute(name, arguments_json))
+    }
+}
+
+/// The handshake of plugin `T`: its id and version, and this crate's API version and features.
+pub fn handshake_of<T: PluginExport>() -> Handshake {
+    Handshake {
+        api_version: RString::from(API_VERSION),
+        features: API_FEATURES.iter().map(|f| RString::from(*f)).collect(),
+        plugin_id: RString::from(T::ID),
+        plugin_version: RString::from(T::VERSION),
+    }
+}
+
+extern "C" fn handshake<T: PluginExport>() -> Handshake {
+    // Only builds constant data; nothing here can panic short of allocation failure.
+    handshake_of::<T>()
+}
+
+/// Create an instance of `T` with every family wrapped in a panic guard.
+///
+/// This is what the exported root module calls; plugin authors can call it in
+/// their own unit tests to exercise the plugin in-process, without `dlopen`.
+pub extern "C" fn instantiate<T: PluginExport>() -> RResult<PluginInstance, PluginError> {
+    let built = catch_unwind(|| -> Result<PluginInstance, PluginError> {
+        let plugin = Arc::new(T::create()?);
+        let mut info = plugin.info();
+        // Declared once (the export macro and Cargo.toml): the info cannot disagree with the handshake.
+        info.id = RString::from(T::ID);
+        info.version = RString::from(T::VERSION);
+        info.api_version = RString::from(API_VERSION);
+        let state = Arc::new(GuardState { info, last_panic: Mutex::new(None) });
+        let families = T::families(&plugin);
+        Ok(PluginInstance {
+            llm: ROption::from(families.llm.map(|m| m(&state))),
+            embedding: ROption::from(families.embedding.map(|m| m(&state))),
+            stt: ROption::from(families.stt.map(|m| m(&state))),
+            tts: ROption::from(families.tts.map(|m| m(&state))),
+            tool: ROption::from(families.tool.map(|m| m(&state))),
+            plugin: Plugin_TO::from_value(Guarded::new(plugin, &state), TD_Opaque),
+        })
+    });
+    match built {
+        Ok(Ok(instance)) => RResult::ROk(instance),
+        Ok(Err(e)) => RResult::RErr(e),
+        Err(payload) => RResult::RErr(PluginError::new(
+            ErrorKind::Panicked,
+            format!("plugin `{}` panicked while starting: {}", T::ID, panic_message(&*payload)),
+        )),
+    }
+}
+
+/// The root module for plugin `T`. Used by [`crate::export_plugin!`].
+pub fn module<T: PluginExport>() -> PluginModRef {
+    const fn build<T: PluginExport>() -> PluginMod {
+        PluginMod { handshake: handshake::<T>, instantiate: instantiate::<T> }
+    }
+    let with_meta: &'static WithMetadata<PluginMod> = Box::leak(Box::new(WithMetadata::new(build::<T>())));
+    PluginModRef(with_meta.static_as_prefix())
+}
+
+extern "C" fn root_loader<T: PluginExport>() -> RootModuleResult {
+    abi_stable::library::__call_root_module_loader(module::<T>)
+}
+
+/// The library header abi_stable's loader looks for, for plugin `T` (what
+/// `#[export_root_module]` would generate, without the plugin naming `abi_stable`).
+#[doc(hidden)]
+pub const fn lib_header<T: PluginExport>() -> LibHeader {
+    // SAFETY: `root_loader::<T>` returns the root module of type `PluginModRef`, the type
+    // given here, whose layout the host checks against its own.
+    unsafe { LibHeader::from_constructor::<PluginModRef>(root_loader::<T>, CheckTypeLayout::Yes) }
+}
+
+/// Export `$ty` (which implements [`PluginExport`]) as this library's RustAI plugin,
+/// with id `$id`; the version is the plugin crate's `CARGO_PKG_VERSION`.
+///
+/// ```ignore
+/// rustai_plugin::export_plugin!(MyPlugin, id = "my-plugin");
+/// ```
+#[macro_export]
+macro_rules! export_plugin {
+    ($ty:ty, id = $id:expr $(,)?) => {
+        impl $crate::PluginIdentity for $ty {
+            const ID: &'static str = $id;
+            const VERSION: &'static str = ::core::env!("CARGO_PKG_VERSION");
+        }
+
+        /// The plugin's root module, found by the host under abi_stable's symbol name.
+        #[doc(hidden)]
+        #[export_name = "_1as_0lib_1header_0root_bmodule_bloader"]
+        pub static __RUSTAI_PLUGIN_ROOT: $crate::__private::LibHeader = $crate::export::lib_header::<$ty>();
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_export_symbol_is_abi_stables() {
+        assert_eq!(crate::__private::ROOT_SYMBOL, abi_stable::library::ROOT_MODULE_LOADER_NAME);
+    }
+}
