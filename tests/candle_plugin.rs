@@ -17,7 +17,7 @@ fn shared() -> &'static (tempfile::TempDir, PluginManager, EmbeddingModel) {
     static SHARED: OnceLock<(tempfile::TempDir, PluginManager, EmbeddingModel)> = OnceLock::new();
     SHARED.get_or_init(|| {
         let (dir, manager) = manager_with(&["rustai_candle"]);
-        let embedder = manager.embedding("safetensors").expect("the candle plugin reads safetensors");
+        let embedder = manager.embedding("candle").expect("the candle plugin reads safetensors");
         let params = LoadModelParams { threads: 2, ..LoadModelParams::new(model_path(MODEL).to_string_lossy()) };
         let model = embedder.load(&params).expect("MiniLM loads");
         (dir, manager, model)
@@ -160,7 +160,7 @@ fn a_big_batch_is_processed_in_chunks() {
 #[test]
 fn corrupt_or_wrong_models_are_errors_and_the_plugin_keeps_working() {
     let (_, manager, _) = shared();
-    let embedder = manager.embedding("safetensors").expect("embedder");
+    let embedder = manager.embedding("candle").expect("embedder");
     let src = model_path(MODEL);
     let dir = tempfile::tempdir().expect("tempdir");
     for f in ["config.json", "tokenizer.json"] {
@@ -205,7 +205,7 @@ fn corrupt_or_wrong_models_are_errors_and_the_plugin_keeps_working() {
 #[test]
 fn models_load_and_unload_independently() {
     let (_, manager, _) = shared();
-    let embedder = manager.embedding("safetensors").expect("embedder");
+    let embedder = manager.embedding("candle").expect("embedder");
     let params = LoadModelParams { threads: 1, batch_size: 2, ..LoadModelParams::new(model_path(MODEL).to_string_lossy()) };
     let second = embedder.load(&params).expect("second copy");
     let a = second.embed(&["food", "bread", "a much longer sentence about food"], true).expect("embed");

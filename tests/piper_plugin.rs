@@ -181,7 +181,7 @@ fn whisper_understands_the_fox() {
     use rustai_core::abi::TranscribeRequest;
     let (info, pcm) = model().synthesize(&speak(FOX)).expect("synthesis");
     let (_dir, manager) = manager_with(&["rustai_whisper"]);
-    let stt = manager.stt("whisper-ggml").expect("the whisper plugin");
+    let stt = manager.stt("whisper").expect("the whisper plugin");
     let whisper = stt.load(&LoadModelParams::new(model_path("ggml-tiny.en.bin").to_string_lossy())).expect("whisper loads");
     let pcm16 = rustai_core::audio::resample(&pcm, info.sample_rate, 16_000).expect("resample");
     let request = TranscribeRequest {

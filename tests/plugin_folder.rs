@@ -1,12 +1,12 @@
 //! A plugin folder with good and bad files: the good plugin loads, every bad
-//! file is reported with its path and a specific reason, and panics inside a
-//! plugin become errors.
+//! file is reported with its path and a specific reason, panics inside a
+//! plugin become errors, and each plugin gets its own configuration at load.
 
 use std::{path::Path, process::Command};
 
 use rustai_core::{
-    abi::{ErrorKind, HealthStatus, LoadModelParams},
-    Error, PluginManager, RejectReason,
+    abi::{ErrorKind, GenerateRequest, HealthStatus, LoadModelParams, SamplingParams},
+    Error, PluginConfigs, PluginManager, RejectReason,
 };
 use test_support::{dylib_name, fixture, gguf_plugin};
 
@@ -105,6 +105,27 @@ fn a_panic_in_a_plugin_becomes_an_error_and_degrades_health() {
     let health = plugin.health();
     assert_eq!(health.status, HealthStatus::Degraded);
     assert!(health.message.contains("load_model"), "{}", health.message);
+}
+
+#[test]
+fn each_plugin_gets_its_table_of_plugins_toml_and_a_bad_one_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = dir.path().join("plugins.toml");
+    std::fs::write(&toml, "[echo]\ngreeting = \"hello\"\n\n[other]\nx = 1\n").unwrap();
+    let manager = PluginManager::new().unwrap();
+    manager.set_configs(PluginConfigs::load(&toml).unwrap());
+    manager.load_file(&fixture("fixture_echo")).expect("loads");
+    let model = manager.llm("echo").unwrap().load(&LoadModelParams::new("m.echo")).unwrap();
+    let done = model.generate(&GenerateRequest::new("one two", SamplingParams::greedy()), |_| true).unwrap();
+    assert_eq!(done.text.as_str(), "[1.0.0] hello one two");
+
+    // A configuration the plugin cannot use keeps it out, with its reason.
+    let mut bad = PluginConfigs::none();
+    bad.set("echo", serde_json::json!(["not", "an", "object"]));
+    let manager = PluginManager::new().unwrap();
+    manager.set_configs(bad);
+    let rejected = manager.load_file(&fixture("fixture_echo")).expect_err("refused");
+    assert!(matches!(&rejected.reason, RejectReason::StartFailed(e) if e.message.contains("must be a JSON object")), "{rejected}");
 }
 
 #[test]

@@ -53,7 +53,7 @@ fn stack_child() {
     let pcm = audio::resample(&speech, info.sample_rate, audio::STT_SAMPLE_RATE).expect("resamples");
 
     let whisper = manager
-        .stt("whisper-ggml")
+        .stt("whisper")
         .and_then(|s| s.load(&LoadModelParams::new(model_path("ggml-tiny.en.bin").to_string_lossy())))
         .expect("whisper loads");
     let heard = whisper

@@ -49,7 +49,7 @@ fn request(pcm: &[f32], sample_rate: u32) -> TranscribeRequest {
 }
 
 fn load_whisper(manager: &PluginManager) -> SttModel {
-    let stt = manager.stt("whisper-ggml").expect("a plugin transcribes whisper-ggml models");
+    let stt = manager.stt("whisper").expect("a plugin transcribes whisper-ggml models");
     stt.load(&LoadModelParams::new(model_path("ggml-tiny.en.bin").to_string_lossy())).expect("ggml-tiny.en.bin loads")
 }
 
@@ -176,7 +176,7 @@ fn truncated_model_is_invalid_model_and_the_process_keeps_working() {
     let cut = dir.path().join("ggml-cut.bin");
     let bytes = std::fs::read(&real).expect("read model");
     std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).expect("write");
-    let stt = shared().1.stt("whisper-ggml").expect("stt");
+    let stt = shared().1.stt("whisper").expect("stt");
     let e = stt.load(&LoadModelParams::new(cut.to_string_lossy())).unwrap_err();
     assert_eq!(plugin_error_kind(&e), ErrorKind::InvalidModel, "{e}");
     assert!(e.to_string().contains("truncated"), "{e}");

@@ -54,7 +54,7 @@ fn measure(model: &EmbeddingModel, inputs: &[String]) -> (f64, f64) {
 
 fn main() {
     let (_dir, manager) = manager_with(&["rustai_candle"]);
-    let embedder = manager.embedding("safetensors").expect("the candle plugin is loaded");
+    let embedder = manager.embedding("candle").expect("the candle plugin is loaded");
     let inputs = sentences();
     let path = model_path("all-MiniLM-L6-v2");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -46,7 +46,7 @@ use test_support::word_error_rate as wer;
 
 fn main() {
     let (_dir, manager) = manager_with(&["rustai_whisper"]);
-    let stt = manager.stt("whisper-ggml").expect("the whisper plugin is loaded");
+    let stt = manager.stt("whisper").expect("the whisper plugin is loaded");
     let model = stt.load(&LoadModelParams::new(model_path("ggml-tiny.en.bin").to_string_lossy())).expect("model loads");
 
     println!("whisper ggml-tiny.en.bin, {} cores available", std::thread::available_parallelism().map_or(0, |n| n.get()));

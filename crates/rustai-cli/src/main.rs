@@ -3,7 +3,7 @@
 
 mod cli;
 mod commands;
-mod session;
+mod setup;
 
 use clap::Parser;
 

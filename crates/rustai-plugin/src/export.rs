@@ -168,6 +168,9 @@ impl<T: Plugin> Plugin for Guarded<T> {
     fn shutdown(&self) -> RResult<(), PluginError> {
         self.call("shutdown", |p| p.shutdown())
     }
+    fn estimate_memory(&self, params: &LoadModelParams) -> RResult<u64, PluginError> {
+        self.call("estimate_memory", |p| p.estimate_memory(params))
+    }
 }
 
 impl<T: LlmPlugin> LlmPlugin for Guarded<T> {
@@ -370,6 +373,46 @@ macro_rules! export_plugin {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Sized42;
+
+    impl Plugin for Sized42 {
+        fn info(&self) -> PluginInfo {
+            PluginInfo::new("Sized", Category::Llm)
+        }
+        fn estimate_memory(&self, params: &LoadModelParams) -> RResult<u64, PluginError> {
+            if params.path.is_empty() {
+                panic!("no path");
+            }
+            RResult::ROk(42)
+        }
+    }
+
+    impl PluginIdentity for Sized42 {
+        const ID: &'static str = "sized";
+        const VERSION: &'static str = "1.2.3";
+    }
+
+    impl PluginExport for Sized42 {
+        fn create() -> Result<Self, PluginError> {
+            Ok(Self)
+        }
+    }
+
+    #[test]
+    fn the_guard_forwards_every_call_and_fills_the_identity() {
+        let instance = instantiate::<Sized42>().unwrap();
+        let info = instance.plugin.info();
+        assert_eq!((info.id.as_str(), info.version.as_str(), info.api_version.as_str()), ("sized", "1.2.3", API_VERSION));
+        assert_eq!(instance.plugin.estimate_memory(&LoadModelParams::new("m.bin")).unwrap(), 42);
+        // A panic in it is an error for that call, not an unwind across the boundary.
+        let err = instance.plugin.estimate_memory(&LoadModelParams::new("")).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Panicked);
+        assert_eq!(instance.plugin.health().status, HealthStatus::Degraded);
+    }
+
     #[test]
     fn the_export_symbol_is_abi_stables() {
         assert_eq!(crate::__private::ROOT_SYMBOL, abi_stable::library::ROOT_MODULE_LOADER_NAME);

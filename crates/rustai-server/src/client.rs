@@ -17,6 +17,8 @@ pub struct RunningModel {
     pub size: u64,
     /// The plugin serving it, if the server said.
     pub plugin: Option<String>,
+    /// Its family (`llm`, `embedding`, `stt`, `tts`), if the server said.
+    pub family: Option<String>,
     /// Whether a request is using it now.
     pub in_use: bool,
     /// When a request last used it (`None`: missing or unreadable).
@@ -66,6 +68,7 @@ struct PsModelWire {
     name: Option<String>,
     size: Option<u64>,
     plugin: Option<String>,
+    family: Option<String>,
     in_use: Option<bool>,
     last_used: Option<String>,
     expires_at: Option<String>,
@@ -78,6 +81,7 @@ impl From<PsModelWire> for RunningModel {
             name: m.name,
             size: m.size.unwrap_or(0),
             plugin: m.plugin,
+            family: m.family,
             in_use: m.in_use == Some(true),
             last_used: time(m.last_used),
             expires_at: time(m.expires_at),

@@ -25,6 +25,7 @@ pub(crate) enum Input {
 /// A generation request in core terms.
 #[derive(Debug, Clone)]
 pub(crate) struct TextJob {
+    /// The model's id, already resolved by the handler ([`check_model`]), or `auto`.
     pub(crate) model: String,
     pub(crate) input: Input,
     pub(crate) sampling: SamplingParams,
@@ -76,7 +77,7 @@ pub(crate) async fn prepare(engine: &Engine, model: String, load: LoadOptions, s
 
 /// Start generating.
 pub(crate) async fn start(state: &AppState, job: TextJob) -> ApiResult<Generation> {
-    let id = check_model(state, &job.model, rustai_core::Task::Completion)?;
+    let id = job.model.clone();
     // Refused before queueing, loading or any work (the engine checks `sampling` too).
     job.sampling.validate().map_err(rustai_core::Error::from)?;
     job.extras.validate().map_err(rustai_core::Error::from)?;

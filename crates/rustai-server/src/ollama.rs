@@ -280,6 +280,7 @@ fn ps_now(state: &AppState) -> Value {
                 "expires_at": rfc3339(expires),
                 "size_vram": 0,
                 "plugin": s.plugin,
+                "family": s.family.as_str(),
                 "in_use": s.in_use,
                 "pinned": s.pinned,
                 "last_used": rfc3339(SystemTime::now() - now.saturating_duration_since(s.last_used)),

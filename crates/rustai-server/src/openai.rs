@@ -262,11 +262,12 @@ fn chunk(kind: Kind, id: &str, model: &str, text: Option<&str>, finish: Option<&
     json!({ "id": id, "object": object, "created": unix(SystemTime::now()), "model": model, "choices": [choice] })
 }
 
-async fn respond(state: AppState, kind: Kind, common: Common, input: Input) -> ApiResult<Response> {
+/// `resolved` is the model's id, looked up once by the handler.
+async fn respond(state: AppState, kind: Kind, common: Common, resolved: String, input: Input) -> ApiResult<Response> {
     common.check_unsupported()?;
     let sampling = sampling(&common)?;
     let extras = common.extras()?;
-    let job = TextJob { model: common.model.clone(), input, sampling, extras, load: LoadOptions::default() };
+    let job = TextJob { model: resolved, input, sampling, extras, load: LoadOptions::default() };
     let gen = generate::start(&state, job).await.map_err(ApiError::openai)?;
     let id = id(kind);
     let model = common.model;
@@ -320,7 +321,7 @@ async fn respond(state: AppState, kind: Kind, common: Common, input: Input) -> A
 }
 
 pub(crate) async fn chat_completions(State(state): State<AppState>, Body(body): Body<ChatBody>) -> ApiResult<Response> {
-    generate::check_model(&state, &body.common.model, Task::Chat).map_err(ApiError::openai)?;
+    let resolved = generate::check_model(&state, &body.common.model, Task::Chat).map_err(ApiError::openai)?;
     if body.messages.is_empty() {
         return Err(ApiError::bad_request("`messages` must not be empty").openai());
     }
@@ -340,17 +341,17 @@ pub(crate) async fn chat_completions(State(state): State<AppState>, Body(body): 
         }
         messages.push(ChatMessage::new(role, content(m).map_err(|e| bad(e.message))?));
     }
-    respond(state, Kind::Chat, body.common, Input::Chat(messages)).await
+    respond(state, Kind::Chat, body.common, resolved, Input::Chat(messages)).await
 }
 
 pub(crate) async fn completions(State(state): State<AppState>, Body(body): Body<CompletionBody>) -> ApiResult<Response> {
-    generate::check_model(&state, &body.common.model, Task::Completion).map_err(ApiError::openai)?;
+    let resolved = generate::check_model(&state, &body.common.model, Task::Completion).map_err(ApiError::openai)?;
     let prompt = match &body.prompt {
         Value::String(s) => s.clone(),
         Value::Array(a) if a.len() == 1 && a[0].is_string() => a[0].as_str().unwrap_or_default().to_owned(),
         _ => return Err(ApiError::bad_request("`prompt` must be a string (one prompt per request)").openai()),
     };
-    respond(state, Kind::Text, body.common, Input::Prompt(prompt)).await
+    respond(state, Kind::Text, body.common, resolved, Input::Prompt(prompt)).await
 }
 
 pub(crate) async fn models(State(state): State<AppState>) -> Json<Value> {

@@ -17,7 +17,6 @@ use serde_json::{json, Value};
 use crate::{
     convert::{details, rfc3339},
     error::{ApiError, ApiResult},
-    generate,
     state::AppState,
 };
 
@@ -96,12 +95,14 @@ pub(crate) async fn installed(State(state): State<AppState>) -> Json<Value> {
 }
 
 pub(crate) async fn load(State(state): State<AppState>, Path(model): Path<String>) -> ApiResult<Json<Value>> {
-    let entry = state.engine.resolve(&model, rustai_core::Task::Completion)?;
-    let started = std::time::Instant::now();
-    let (prepared, _) = generate::prepare(&state.engine, entry.id.clone(), LoadOptions::default(), Default::default()).await?;
-    let plugin = prepared.plugin_id().to_owned();
-    drop(prepared);
-    Ok(Json(json!({ "model": entry.id, "plugin": plugin, "status": "loaded", "load_ms": started.elapsed().as_millis() as u64 })))
+    let engine = state.engine.clone();
+    let loaded = tokio::task::spawn_blocking(move || engine.preload(&model, &LoadOptions::default()))
+        .await
+        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("worker failed: {e}")))??;
+    Ok(Json(json!({
+        "model": loaded.entry.id, "plugin": loaded.plugin, "family": loaded.entry.task.family().map(|f| f.as_str()),
+        "status": "loaded", "load_ms": loaded.load_duration.as_millis() as u64,
+    })))
 }
 
 /// Forget a model in the pool; it is unloaded as soon as its running requests end.

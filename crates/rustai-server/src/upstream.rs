@@ -1,4 +1,4 @@
-//! Upstream fallback (seed 002): a request naming a model this server does not
+//! Upstream fallback: a request naming a model this server does not
 //! have is forwarded, body and headers as received, to another
 //! Ollama/OpenAI-compatible server, and its answer (streams included) is
 //! relayed back unchanged.

@@ -28,10 +28,10 @@ impl Plugin for TextTools {
     }
 }
 
-fn text_arg(args: &Value) -> Result<&str, PluginError> {
-    args.get("text")
-        .and_then(Value::as_str)
-        .ok_or_else(|| PluginError::invalid_input("argument `text` (a string) is required"))
+/// The `text` argument. The host does not check arguments against the schema, so the
+/// plugin does; a missing one is reported to the model (`is_error`), which can fix it.
+fn text_arg(args: &Value) -> Result<&str, String> {
+    args.get("text").and_then(Value::as_str).ok_or_else(|| "argument `text` (a string) is required".to_owned())
 }
 
 fn text_stats(text: &str) -> Value {
@@ -77,12 +77,16 @@ impl ToolPlugin for TextTools {
         let run = || -> Result<ToolOutput, PluginError> {
             let args: Value = serde_json::from_str(arguments_json.as_str())
                 .map_err(|e| PluginError::invalid_input(format!("arguments are not JSON: {e}")))?;
-            let content = match name.as_str() {
-                "text_stats" => text_stats(text_arg(&args)?).to_string(),
-                "slugify" => slugify(text_arg(&args)?),
+            let result = match name.as_str() {
+                "text_stats" => text_arg(&args).map(|t| text_stats(t).to_string()),
+                "slugify" => text_arg(&args).map(slugify),
                 other => return Err(PluginError::not_found(format!("no tool named `{other}`"))),
             };
-            Ok(ToolOutput { content: RString::from(content), is_error: false })
+            // Ran, but the arguments were wrong: the model sees the message (is_error).
+            Ok(match result {
+                Ok(content) => ToolOutput { content: RString::from(content), is_error: false },
+                Err(why) => ToolOutput { content: RString::from(why), is_error: true },
+            })
         };
         run().into()
     }
@@ -112,5 +116,7 @@ mod tests {
         assert_eq!(out.content.as_str(), "hello-plugin-world");
         let err = tools.execute("nope".into(), "{}".into()).unwrap_err();
         assert_eq!(err.kind, rustai_plugin::ErrorKind::NotFound);
+        let bad = tools.execute("slugify".into(), r#"{"title": "x"}"#.into()).unwrap();
+        assert!(bad.is_error, "{}", bad.content);
     }
 }

@@ -26,7 +26,7 @@
 //!   (default: physical cores), and matrix products split into at most that
 //!   many parts: those cannot be set per model.
 //!
-//! **Invariant:** this plugin never links the host (`rustai-core`), only `rustai-abi`.
+//! **Invariant:** this plugin never links the host (`rustai-core`), only the plugin SDK (`rustai-plugin`).
 
 pub mod batch;
 pub mod embed;

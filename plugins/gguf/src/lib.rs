@@ -7,8 +7,10 @@
 //! ## Layout
 //! - [`model`]: file validation (our own GGUF header check, so a corrupt file
 //!   is an error rather than a crash), loading, handles, contexts.
-//! - [`generate`]: one request: the caller's side (submit, relay events to the sink,
-//!   cancellation) and the per-request state on the scheduler (sampling, stops, timings).
+//! - [`generate`]: the caller's side of a request (submit, relay events to the sink,
+//!   cancellation).
+//! - `job`: the job handed to the scheduler, its events, and its per-request state
+//!   (sampling, stops, timings).
 //! - `scheduler`: one thread per model owning its context; continuous batching of all
 //!   running requests into one decode per step.
 //! - `slots`: the context's sequences and their cached tokens; prefix reuse, LRU eviction.
@@ -19,7 +21,8 @@
 //! - [`stop`]: stop sequences and incremental UTF-8 decoding.
 //!
 //! **Invariant:** no other crate knows about llama.cpp; this plugin never
-//! links the host (`rustai-core`), only `rustai-abi`.
+//! links the host (`rustai-core`), only the plugin SDK (`rustai-plugin`). It alone
+//! knows what a GGUF model costs in memory (`Plugin::estimate_memory`).
 
 pub mod generate;
 mod grammar_bounds;

@@ -15,7 +15,7 @@
 //!   temperature) and the call into whisper.cpp.
 //!
 //! **Invariant:** no other crate knows about whisper.cpp; this plugin never
-//! links the host (`rustai-core`), only `rustai-abi`.
+//! links the host (`rustai-core`), only the plugin SDK (`rustai-plugin`).
 
 pub mod model;
 pub mod transcribe;

@@ -13,8 +13,8 @@ use rustai_core::abi::{GenerateRequest, RString, SamplingParams};
 
 use crate::{
     cli::{BenchArgs, Cli},
-    commands::list::human_size,
-    session,
+    commands::plugins::human_size,
+    setup,
 };
 
 /// xorshift64*: enough to draw token ids; not worth a dependency.
@@ -41,7 +41,7 @@ pub(crate) fn run(cli: &Cli, args: &BenchArgs) -> Result<()> {
     let mut header_done = false;
     for &threads in &threads_list {
         // One slot, as llama-bench's one sequence: no other slot's cache shares the context.
-        let loaded = session::load_model_with(cli, &args.model, threads, Some(1), &mut SamplingParams::greedy())?;
+        let loaded = setup::load_model_with(cli, &args.model, threads, Some(1), &mut SamplingParams::greedy())?;
         let info = loaded.model().info().clone();
         let threads_shown = if threads == 0 {
             rustai_core::abi::cpu::usable_cores()

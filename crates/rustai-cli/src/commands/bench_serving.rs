@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 
 use crate::{
     cli::{BenchArgs, Cli},
-    session,
+    setup,
 };
 
 /// Sizes of the workloads.
@@ -260,7 +260,7 @@ pub(crate) fn run(cli: &Cli, args: &BenchArgs) -> Result<()> {
         Some(url) => rt.block_on(workloads(&client, url.trim_end_matches('/'), &model, &plan))?,
         None => {
             let config = EngineConfig { slots: args.parallel, ..EngineConfig::default() };
-            let engine = Engine::new(session::plugins(cli)?, session::registry(cli)?, None, config);
+            let engine = Engine::new(setup::plugins(cli)?, setup::registry(cli)?, None, config);
             let id = engine.resolve(&model, rustai_core::Task::Completion)?.id;
             let server = rustai_server::ServerConfig { parallel: args.parallel as usize, ..rustai_server::ServerConfig::default() };
             rt.block_on(async {

@@ -5,11 +5,11 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::Result;
 use rustai_core::abi::{ChatMessage, ChatRequest};
 
-use crate::{cli::{ChatArgs, Cli}, session};
+use crate::{cli::{ChatArgs, Cli}, setup};
 
 pub(crate) fn run(cli: &Cli, args: &ChatArgs) -> Result<()> {
-    let mut params = session::sampling(&args.sampling)?;
-    let loaded = session::load_model(cli, &args.model, args.model.threads, &mut params)?;
+    let mut params = setup::sampling(&args.sampling)?;
+    let loaded = setup::load_model(cli, &args.model, args.model.threads, &mut params)?;
     let interactive = std::io::stdin().is_terminal();
     let system: Vec<ChatMessage> = args.system.iter().map(|s| ChatMessage::new("system", s.as_str())).collect();
     let mut history = system.clone();

@@ -5,7 +5,7 @@ use anyhow::Result;
 
 use crate::{
     cli::{Cli, EmbedArgs},
-    session,
+    setup,
 };
 
 /// Cosine similarity (the vectors are L2-normalised, so a dot product).
@@ -14,7 +14,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 }
 
 pub(crate) fn run(cli: &Cli, args: &EmbedArgs) -> Result<()> {
-    let engine = session::engine(cli)?;
+    let engine = setup::engine(cli)?;
     let served = engine.embed(&args.model, &args.texts, true)?;
     let out = &served.output;
     for i in out.truncated.iter() {

@@ -4,7 +4,7 @@ mod bench;
 mod bench_serving;
 mod chat;
 mod embed;
-mod list;
+mod plugins;
 mod models;
 mod pull;
 mod run;
@@ -19,7 +19,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Run(args) => run::run(&cli, args),
         Command::Chat(args) => chat::run(&cli, args),
-        Command::Plugins(args) => list::plugins(&cli, args),
+        Command::Plugins(args) => plugins::plugins(&cli, args),
         Command::Models(args) => models::list(&cli, args),
         Command::Select(args) => models::select(&cli, args),
         Command::Bench(args) if args.serving => bench_serving::run(&cli, args),

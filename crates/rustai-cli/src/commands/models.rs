@@ -7,10 +7,10 @@ use rustai_core::{
     PluginManager, Registry, SelectionCriteria,
 };
 
-use super::list::human_size;
+use super::plugins::human_size;
 use crate::{
     cli::{Cli, ModelsArgs, SelectArgs},
-    session,
+    setup,
 };
 
 fn count(n: u64) -> String {
@@ -49,8 +49,8 @@ fn plugin_name(m: &ModelEntry, plugins: Option<&PluginManager>) -> String {
 }
 
 pub(crate) fn list(cli: &Cli, args: &ModelsArgs) -> Result<()> {
-    let registry = session::registry(cli)?;
-    let plugins = session::plugins(cli).ok();
+    let registry = setup::registry(cli)?;
+    let plugins = setup::plugins(cli).ok();
     if args.json {
         let models: Vec<serde_json::Value> = registry
             .entries()
@@ -107,8 +107,8 @@ fn print_table(registry: &Registry, plugins: Option<&PluginManager>) {
 }
 
 pub(crate) fn select(cli: &Cli, args: &SelectArgs) -> Result<()> {
-    let registry = session::registry(cli)?;
-    let plugins = session::plugins(cli)?;
+    let registry = setup::registry(cli)?;
+    let plugins = setup::plugins(cli)?;
     let monitor = SystemSource::new().map(|s| ResourceMonitor::new(Box::new(s), 4)).ok();
     let snapshot = monitor.as_ref().map(ResourceMonitor::sample);
     let criteria = SelectionCriteria {

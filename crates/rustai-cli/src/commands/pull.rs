@@ -8,11 +8,11 @@ use rustai_server::fetch::{fetch, DownloadRequest};
 
 use crate::{
     cli::{Cli, PullArgs},
-    session,
+    setup,
 };
 
 pub(crate) fn run(cli: &Cli, args: &PullArgs) -> Result<()> {
-    let dir = session::model_dirs(cli).into_iter().next().context("no model folder")?;
+    let dir = setup::model_dirs(cli).into_iter().next().context("no model folder")?;
     let req = DownloadRequest { url: args.url.clone(), sha256: args.sha256.clone(), name: args.name.clone() };
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")

@@ -5,11 +5,11 @@ use std::io::Write;
 use anyhow::Result;
 use rustai_core::abi::{ChatMessage, ChatRequest, GenerateRequest};
 
-use crate::{cli::{Cli, RunArgs}, session};
+use crate::{cli::{Cli, RunArgs}, setup};
 
 pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
-    let mut params = session::sampling(&args.sampling)?;
-    let loaded = session::load_model(cli, &args.model, args.model.threads, &mut params)?;
+    let mut params = setup::sampling(&args.sampling)?;
+    let loaded = setup::load_model(cli, &args.model, args.model.threads, &mut params)?;
     if args.verbose {
         let info = loaded.model().info();
         eprintln!(

@@ -15,8 +15,8 @@ use rustai_server::ServerConfig;
 
 use crate::{
     cli::{Cli, PsArgs, ServeArgs},
-    commands::list::human_size,
-    session,
+    commands::plugins::human_size,
+    setup,
 };
 
 /// "75%" of `total`, or a size such as "2GiB", "500MiB", "1500000000".
@@ -59,8 +59,8 @@ fn api_keys(args: &ServeArgs) -> Result<Vec<String>> {
 }
 
 pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
-    let plugins = session::plugins(cli)?;
-    let registry = session::registry(cli)?;
+    let plugins = setup::plugins(cli)?;
+    let registry = setup::registry(cli)?;
     let monitor = match SystemSource::new() {
         Ok(s) => Some(ResourceMonitor::new(Box::new(s), 60)),
         Err(e) => {
@@ -160,14 +160,15 @@ pub(crate) fn ps(args: &PsArgs) -> Result<()> {
             None => "now".into(),
         }
     };
-    println!("{:<32} {:>10}  {:<8} {:<8} {:<14} UNLOADS", "NAME", "SIZE", "PLUGIN", "STATE", "LAST USE");
+    println!("{:<32} {:>10}  {:<8} {:<10} {:<8} {:<14} UNLOADS", "NAME", "SIZE", "PLUGIN", "FAMILY", "STATE", "LAST USE");
     for m in models {
         let state = if m.in_use { "serving" } else { "idle" };
         println!(
-            "{:<32} {:>10}  {:<8} {:<8} {:<14} {}",
+            "{:<32} {:>10}  {:<8} {:<10} {:<8} {:<14} {}",
             m.name.as_deref().unwrap_or("?"),
             human_size(m.size),
             m.plugin.as_deref().unwrap_or("?"),
+            m.family.as_deref().unwrap_or("?"),
             state,
             ago(m.last_used),
             if state == "serving" { "after the request".into() } else { until(m.expires_at) }

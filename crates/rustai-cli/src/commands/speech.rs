@@ -10,7 +10,7 @@ use rustai_core::{
 
 use crate::{
     cli::{Cli, SpeakArgs, TranscribeArgs},
-    session,
+    setup,
 };
 
 fn pick(engine: &Engine, name: Option<&str>, task: Task) -> Result<String> {
@@ -23,7 +23,7 @@ fn pick(engine: &Engine, name: Option<&str>, task: Task) -> Result<String> {
 }
 
 pub(crate) fn transcribe(cli: &Cli, args: &TranscribeArgs) -> Result<()> {
-    let engine = session::engine(cli)?;
+    let engine = setup::engine(cli)?;
     let bytes = std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
     let pcm = audio::decode_wav(&bytes).with_context(|| args.file.display().to_string())?;
     let id = pick(&engine, args.model.as_deref(), Task::Stt)?;
@@ -60,7 +60,7 @@ pub(crate) fn transcribe(cli: &Cli, args: &TranscribeArgs) -> Result<()> {
 }
 
 pub(crate) fn speak(cli: &Cli, args: &SpeakArgs) -> Result<()> {
-    let engine = session::engine(cli)?;
+    let engine = setup::engine(cli)?;
     let id = pick(&engine, args.model.as_deref(), Task::Tts)?;
     let started = Instant::now();
     let request = SpeakRequest {

@@ -1,7 +1,7 @@
 //! Adaptive inference: power profiles and device-state rules that adjust a
 //! request's parameters before it reaches a plugin, reporting every change.
 //!
-//! The rules follow the design (seed 004, §4.2 and §4.3): a power profile caps
+//! The rules: a power profile caps
 //! threads, tokens, batch, context, GPU use and caching; then thermal state,
 //! battery (when discharging below a threshold) and memory pressure tighten
 //! them further. Nothing here reads the machine: callers pass a

@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 
 use rustai_abi::{Embeddings, LoadModelParams, TranscribeRequest, Transcription};
 
-use super::{metrics::RequestRecord, prepare::LoadOptions, Engine};
+use super::{metrics::RequestRecord, pool::Lease, prepare::LoadOptions, Engine};
 use crate::{
     error::{Error, Result},
-    families::{EmbeddingModel, Family, SttModel},
+    families::{EmbeddingModel, Family, SttModel, TtsModel},
     models::{Location, ModelEntry, ModelFile, ModelFormat, Task},
+    plugins::FamilyKind,
 };
 
 /// What a request on a model of any family gave, with where it ran.
@@ -34,9 +35,8 @@ impl Engine {
         self.run_on(model, task, options, work, |_| 0)
     }
 
-    fn run_on<M: Family, R>(&self, model: &str, task: Task, options: &LoadOptions, work: impl FnOnce(&M) -> Result<R>, tokens_in: impl Fn(&R) -> u64) -> Result<Served<R>> {
-        let started = Instant::now();
-        let entry = self.resolve(model, task)?;
+    /// Lease `entry` as family `M` from the pool, loading it within the budget if needed.
+    fn lease<M: Family>(&self, entry: &ModelEntry, options: &LoadOptions) -> Result<Lease<M>> {
         let file = match &entry.location {
             Location::Local(_) => entry.file().ok_or_else(|| Error::UnknownModel { name: entry.id.clone(), known: Vec::new() })?,
             Location::Remote(url) => ModelFile { id: entry.id.clone(), path: url.into(), format: ModelFormat::Remote, size: 0 },
@@ -47,7 +47,31 @@ impl Engine {
         };
         let plugin = options.plugin.as_deref().or(entry.provider.as_deref());
         let keep_alive = options.keep_alive.unwrap_or(self.inner.pool.budget().default_keep_alive);
-        let lease = self.inner.pool.acquire::<M>(&file, &params, plugin, keep_alive)?;
+        self.inner.pool.acquire::<M>(&file, &params, plugin, keep_alive)
+    }
+
+    /// Load `model` into the pool whatever its family, running nothing (a preload, as
+    /// `/runtime/load` asks); a language model goes through [`Engine::prepare_llm`], so it is
+    /// loaded with the settings its requests will use.
+    pub fn preload(&self, model: &str, options: &LoadOptions) -> Result<Served<()>> {
+        let started = Instant::now();
+        let entry = self.registry().lookup(model)?;
+        let plugin = match entry.task.family() {
+            None | Some(FamilyKind::Llm | FamilyKind::Tool) => {
+                let prepared = self.prepare_llm(&entry.id, options, &mut rustai_abi::SamplingParams::greedy())?;
+                prepared.plugin_id().to_owned()
+            }
+            Some(FamilyKind::Embedding) => self.lease::<EmbeddingModel>(&entry, options)?.plugin().id().to_owned(),
+            Some(FamilyKind::Stt) => self.lease::<SttModel>(&entry, options)?.plugin().id().to_owned(),
+            Some(FamilyKind::Tts) => self.lease::<TtsModel>(&entry, options)?.plugin().id().to_owned(),
+        };
+        Ok(Served { entry, plugin, output: (), load_duration: started.elapsed() })
+    }
+
+    fn run_on<M: Family, R>(&self, model: &str, task: Task, options: &LoadOptions, work: impl FnOnce(&M) -> Result<R>, tokens_in: impl Fn(&R) -> u64) -> Result<Served<R>> {
+        let started = Instant::now();
+        let entry = self.resolve(model, task)?;
+        let lease = self.lease::<M>(&entry, options)?;
         let load_duration = started.elapsed();
         let plugin = lease.plugin().id().to_owned();
         let work_started = Instant::now();

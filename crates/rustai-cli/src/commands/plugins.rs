@@ -5,12 +5,12 @@ use rustai_core::abi::HealthStatus;
 
 use crate::{
     cli::{Cli, PluginsArgs},
-    session,
+    setup,
 };
 
 pub(crate) fn plugins(cli: &Cli, args: &PluginsArgs) -> Result<()> {
-    let manager = session::plugins(cli)?;
-    let dirs = session::plugin_dirs(cli);
+    let manager = setup::plugins(cli)?;
+    let dirs = setup::plugin_dirs(cli);
     if args.watch {
         return watch(&manager);
     }
