@@ -77,7 +77,13 @@ fn a_plugin_built_against_changed_interface_types_is_refused() {
     standalone(&sdk.join("Cargo.toml"), &[("rustai-abi", &abi)]);
 
     let project = template_in(dir.path(), &sdk);
-    let lib = build_external(&project, "rustai_plugin_template");
+    // Its own library name: both template builds go to one target dir, and the test above
+    // must not load this build (nor this test that one).
+    let manifest = project.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains("name = \"rustai-plugin-template\""), "{text}");
+    std::fs::write(&manifest, text.replace("name = \"rustai-plugin-template\"", "name = \"changed-interface-template\"")).unwrap();
+    let lib = build_external(&project, "changed_interface_template");
     let manager = PluginManager::new().unwrap();
     let rejected = manager.load_file(&lib).expect_err("must be refused");
     match &rejected.reason {

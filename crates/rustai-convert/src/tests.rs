@@ -8,68 +8,7 @@ use rustai_formats::whisper::{is_whisper_ggml, WhisperHeader, WhisperHparams, Wh
 
 use super::*;
 
-/// Builds synthetic `model.bin` files (version 6), the layout `rustai_formats::ct2` reads.
-#[derive(Default)]
-struct Ct2Builder {
-    vars: Vec<u8>,
-    count: u32,
-    aliases: Vec<(String, String)>,
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u16 + 1).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
-    out.push(0);
-}
-
-impl Ct2Builder {
-    /// Add a variable with raw bytes and an explicit byte count.
-    fn raw(&mut self, name: &str, shape: &[u32], dtype: u8, len: u32, data: &[u8]) -> &mut Self {
-        put_str(&mut self.vars, name);
-        self.vars.push(shape.len() as u8);
-        for d in shape {
-            self.vars.extend_from_slice(&d.to_le_bytes());
-        }
-        self.vars.push(dtype);
-        self.vars.extend_from_slice(&len.to_le_bytes());
-        self.vars.extend_from_slice(data);
-        self.count += 1;
-        self
-    }
-
-    /// Add a float16 variable whose elements are `f(i)`.
-    fn f16(&mut self, name: &str, shape: &[u32], f: impl Fn(usize) -> f32) -> &mut Self {
-        let n: u32 = shape.iter().product();
-        let data: Vec<u8> = (0..n as usize).flat_map(|i| half::f16::from_f32(f(i)).to_bits().to_le_bytes()).collect();
-        self.raw(name, shape, 4, n * 2, &data)
-    }
-
-    /// Add an int16 scalar.
-    fn i16(&mut self, name: &str, v: i16) -> &mut Self {
-        self.raw(name, &[], 2, 2, &v.to_le_bytes())
-    }
-
-    /// Add an alias.
-    fn alias(&mut self, alias: &str, target: &str) -> &mut Self {
-        self.aliases.push((alias.into(), target.into()));
-        self
-    }
-
-    /// The file bytes.
-    fn build(&self, spec: &str) -> Vec<u8> {
-        let mut out = 6u32.to_le_bytes().to_vec();
-        put_str(&mut out, spec);
-        out.extend_from_slice(&3u32.to_le_bytes());
-        out.extend_from_slice(&self.count.to_le_bytes());
-        out.extend_from_slice(&self.vars);
-        out.extend_from_slice(&(self.aliases.len() as u32).to_le_bytes());
-        for (a, t) in &self.aliases {
-            put_str(&mut out, a);
-            put_str(&mut out, t);
-        }
-        out
-    }
-}
+use rustai_formats::ct2::testing::Ct2Builder;
 
 /// Width, heads, mel bins, encoder/decoder positions, vocabulary of the fake model.
 const S: u32 = 8;

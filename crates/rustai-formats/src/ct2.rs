@@ -308,19 +308,21 @@ impl<R: Read + Seek> Reader<R> {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
+/// Builds synthetic CTranslate2 `model.bin` files, for tests here and in crates that read
+/// them (feature `testing`).
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {
 
     /// Builds synthetic `model.bin` files (version 6).
     #[derive(Default)]
-    pub(crate) struct Ct2Builder {
+    pub struct Ct2Builder {
         vars: Vec<u8>,
         count: u32,
         aliases: Vec<(String, String)>,
     }
 
-    fn put_str(out: &mut Vec<u8>, s: &str) {
+    /// A length-prefixed, NUL-terminated string as `model.bin` stores names.
+    pub fn put_str(out: &mut Vec<u8>, s: &str) {
         out.extend_from_slice(&(s.len() as u16 + 1).to_le_bytes());
         out.extend_from_slice(s.as_bytes());
         out.push(0);
@@ -328,7 +330,7 @@ pub(crate) mod tests {
 
     impl Ct2Builder {
         /// Add a variable with raw bytes and an explicit byte count.
-        pub(crate) fn raw(&mut self, name: &str, shape: &[u32], dtype: u8, len: u32, data: &[u8]) -> &mut Self {
+        pub fn raw(&mut self, name: &str, shape: &[u32], dtype: u8, len: u32, data: &[u8]) -> &mut Self {
             put_str(&mut self.vars, name);
             self.vars.push(shape.len() as u8);
             for d in shape {
@@ -342,7 +344,7 @@ pub(crate) mod tests {
         }
 
         /// Add a float16 variable whose elements are `f(i)`.
-        pub(crate) fn f16(&mut self, name: &str, shape: &[u32], f: impl Fn(usize) -> f32) -> &mut Self {
+        pub fn f16(&mut self, name: &str, shape: &[u32], f: impl Fn(usize) -> f32) -> &mut Self {
             let n: u32 = shape.iter().product();
             let data: Vec<u8> =
                 (0..n as usize).flat_map(|i| half::f16::from_f32(f(i)).to_bits().to_le_bytes()).collect();
@@ -350,18 +352,18 @@ pub(crate) mod tests {
         }
 
         /// Add an int16 scalar.
-        pub(crate) fn i16(&mut self, name: &str, v: i16) -> &mut Self {
+        pub fn i16(&mut self, name: &str, v: i16) -> &mut Self {
             self.raw(name, &[], 2, 2, &v.to_le_bytes())
         }
 
         /// Add an alias.
-        pub(crate) fn alias(&mut self, alias: &str, target: &str) -> &mut Self {
+        pub fn alias(&mut self, alias: &str, target: &str) -> &mut Self {
             self.aliases.push((alias.into(), target.into()));
             self
         }
 
         /// The file bytes.
-        pub(crate) fn build(&self, spec: &str) -> Vec<u8> {
+        pub fn build(&self, spec: &str) -> Vec<u8> {
             let mut out = 6u32.to_le_bytes().to_vec();
             put_str(&mut out, spec);
             out.extend_from_slice(&3u32.to_le_bytes());
@@ -375,6 +377,14 @@ pub(crate) mod tests {
             out
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{
+        testing::{put_str, Ct2Builder},
+        *,
+    };
 
     fn sample() -> Vec<u8> {
         Ct2Builder::default()
