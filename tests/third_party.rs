@@ -57,6 +57,8 @@ fn the_plugin_template_builds_outside_the_workspace_loads_and_runs() {
     assert_eq!(stats["words"], 5);
     assert_eq!(stats["sentences"], 2);
     assert!(tools.execute("slugify", "not json").is_err());
+    // A missing argument is the tool's answer, for the model to fix.
+    assert!(tools.execute("slugify", "{}").unwrap().is_error);
 }
 
 #[test]

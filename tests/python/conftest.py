@@ -55,6 +55,14 @@ def server():
     s.stop()
 
 
+@pytest.fixture
+def own_server():
+    """A server of the test's own: only what the test loads shows in its /api/ps."""
+    s = Server("--keep-alive", "-1")
+    yield s
+    s.stop()
+
+
 @pytest.fixture(scope="session")
 def keyed_server(tmp_path_factory):
     keys = tmp_path_factory.mktemp("keys") / "keys.txt"

@@ -149,7 +149,29 @@ def test_speech_round_trip_through_the_openai_client(server):
     assert mp3.status_code == 400
 
 
-def test_ollama_generate_chat_ps_show(server):
+def test_every_family_is_in_ps_and_metrics(own_server):
+    """A language model, an embedder, a whisper model and a Piper voice: one pool, one budget;
+    /api/ps (through the official client) lists each with its family, /metrics counts each."""
+    server = own_server
+    client = oai(server)
+    client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=2)
+    client.embeddings.create(model="all-MiniLM-L6-v2", input="food")
+    wav = client.audio.speech.create(model="tts-1", voice="alloy", input=FOX, response_format="wav").read()
+    client.audio.transcriptions.create(model="whisper-1", file=("fox.wav", wav, "audio/wav"))
+    running = ollama.Client(host=server.url).ps().models
+    assert len(running) == 4 and all(m.size > 1 << 20 for m in running), running
+    families = sorted(m["family"] for m in httpx.get(server.url + "/api/ps").json()["models"])
+    assert families == ["embedding", "llm", "stt", "tts"]
+    metrics = httpx.get(server.url + "/metrics").text
+    used = server.metric("rustai_memory_budget_used_bytes")
+    assert used >= sum(m.size for m in running)
+    for m in running:
+        name = m.model.split(":")[0]
+        assert any(line.startswith("rustai_requests_total{model=") and name in line.lower() for line in metrics.splitlines()), (name, metrics)
+
+
+def test_ollama_generate_chat_ps_show(own_server):
+    server = own_server
     client = ollama.Client(host=server.url)
     r = client.generate(model=MODEL, prompt=QUESTION, options={"temperature": 0, "num_predict": 20})
     assert "Paris" in r.response
@@ -171,7 +193,8 @@ def test_ollama_generate_chat_ps_show(server):
     assert e.value.status_code == 404
 
 
-def test_ollama_keep_alive_zero_unloads(server):
+def test_ollama_keep_alive_zero_unloads(own_server):
+    server = own_server
     client = ollama.Client(host=server.url)
     client.generate(model=MODEL, prompt="Hi", options={"num_predict": 2}, keep_alive=0)
     assert client.ps().models == []

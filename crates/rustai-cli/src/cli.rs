@@ -168,8 +168,9 @@ pub(crate) struct ServeArgs {
     /// Memory budget for loaded models: a percentage of RAM ("75%") or a size ("2GiB", "500MiB").
     #[arg(long, default_value = "75%")]
     pub(crate) budget: String,
-    /// Most models loaded at once.
-    #[arg(long, default_value_t = 3)]
+    /// Most models loaded at once, of every family together (language, embedding, speech);
+    /// the memory budget is the main limit.
+    #[arg(long, default_value_t = 8)]
     pub(crate) max_loaded: usize,
     /// Default keep-alive after a request, in seconds (0 = unload at once, negative = forever).
     #[arg(long, default_value_t = 300.0, allow_hyphen_values = true)]

@@ -13,8 +13,7 @@
 //! across the ABI (which would abort the host).
 
 use std::{
-    any::Any,
-    panic::{catch_unwind, AssertUnwindSafe},
+    panic::catch_unwind,
     sync::{Arc, Mutex},
 };
 
@@ -22,15 +21,16 @@ use abi_stable::{
     library::{CheckTypeLayout, LibHeader, RootModuleResult},
     prefix_type::WithMetadata,
     sabi_trait::TD_Opaque,
-    std_types::{ROption, RResult, RSlice, RStr, RString, RVec},
+    std_types::{ROption, RResult, RString},
 };
 use rustai_abi::{
     error::{ErrorKind, PluginError},
     module::{Handshake, PluginInstance, PluginMod, PluginModRef},
     traits::*,
-    types::*,
     API_FEATURES, API_VERSION,
 };
+
+use crate::guard::{panic_message, GuardState, Guarded};
 
 /// The plugin's id and version, declared once: [`crate::export_plugin!`] implements it
 /// (the id given to the macro, the version from the plugin crate's `Cargo.toml`).
@@ -101,182 +101,6 @@ impl Families {
     pub fn with_tool<T: ToolPlugin + 'static>(mut self, imp: Arc<T>) -> Self {
         self.tool = Some(Box::new(move |s| ToolPlugin_TO::from_value(Guarded::new(imp, s), TD_Opaque)));
         self
-    }
-}
-
-/// Shared by every guarded object of one plugin instance.
-#[derive(Debug)]
-struct GuardState {
-    info: PluginInfo,
-    last_panic: Mutex<Option<String>>,
-}
-
-struct Guarded<T> {
-    inner: Arc<T>,
-    state: Arc<GuardState>,
-}
-
-impl<T> Guarded<T> {
-    fn new(inner: Arc<T>, state: &Arc<GuardState>) -> Self {
-        Self { inner, state: Arc::clone(state) }
-    }
-
-    /// Run `f`, turning a panic into an error and remembering it for `health()`.
-    fn call<R>(&self, what: &str, f: impl FnOnce(&T) -> RResult<R, PluginError>) -> RResult<R, PluginError> {
-        match catch_unwind(AssertUnwindSafe(|| f(&self.inner))) {
-            Ok(result) => result,
-            Err(payload) => {
-                let msg = format!("plugin `{}` panicked in {what}: {}", self.state.info.id, panic_message(&*payload));
-                if let Ok(mut last) = self.state.last_panic.lock() {
-                    *last = Some(msg.clone());
-                }
-                RResult::RErr(PluginError::new(ErrorKind::Panicked, msg))
-            }
-        }
-    }
-}
-
-/// The text of a panic payload.
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_owned()
-    }
-}
-
-impl<T: Plugin> Plugin for Guarded<T> {
-    fn info(&self) -> PluginInfo {
-        self.state.info.clone()
-    }
-    fn init(&self, config_json: RStr<'_>) -> RResult<(), PluginError> {
-        self.call("init", |p| p.init(config_json))
-    }
-    fn health(&self) -> Health {
-        if let Ok(last) = self.state.last_panic.lock() {
-            if let Some(msg) = last.as_ref() {
-                return Health { status: HealthStatus::Degraded, message: RString::from(msg.as_str()) };
-            }
-        }
-        match self.call("health", |p| RResult::ROk(p.health())) {
-            RResult::ROk(h) => h,
-            RResult::RErr(e) => Health { status: HealthStatus::Degraded, message: e.message },
-        }
-    }
-    fn shutdown(&self) -> RResult<(), PluginError> {
-        self.call("shutdown", |p| p.shutdown())
-    }
-    fn estimate_memory(&self, params: &LoadModelParams) -> RResult<u64, PluginError> {
-        self.call("estimate_memory", |p| p.estimate_memory(params))
-    }
-}
-
-impl<T: LlmPlugin> LlmPlugin for Guarded<T> {
-    fn load_model(&self, params: &LoadModelParams) -> RResult<ModelHandle, PluginError> {
-        self.call("load_model", |p| p.load_model(params))
-    }
-    fn unload_model(&self, model: ModelHandle) -> RResult<(), PluginError> {
-        self.call("unload_model", |p| p.unload_model(model))
-    }
-    fn model_info(&self, model: ModelHandle) -> RResult<ModelInfo, PluginError> {
-        self.call("model_info", |p| p.model_info(model))
-    }
-    fn tokenize(&self, model: ModelHandle, text: RStr<'_>, add_special: bool) -> RResult<RVec<i32>, PluginError> {
-        self.call("tokenize", |p| p.tokenize(model, text, add_special))
-    }
-    fn detokenize(&self, model: ModelHandle, tokens: RSlice<'_, i32>) -> RResult<RString, PluginError> {
-        self.call("detokenize", |p| p.detokenize(model, tokens))
-    }
-    fn apply_chat_template(
-        &self,
-        model: ModelHandle,
-        messages: RSlice<'_, ChatMessage>,
-        add_assistant: bool,
-    ) -> RResult<RString, PluginError> {
-        self.call("apply_chat_template", |p| p.apply_chat_template(model, messages, add_assistant))
-    }
-    fn generate(&self, model: ModelHandle, request: &GenerateRequest, sink: TokenSinkMut<'_>) -> RResult<Completion, PluginError> {
-        self.call("generate", |p| p.generate(model, request, sink))
-    }
-    fn chat(&self, model: ModelHandle, request: &ChatRequest, sink: TokenSinkMut<'_>) -> RResult<Completion, PluginError> {
-        self.call("chat", |p| p.chat(model, request, sink))
-    }
-    fn generate_ext(
-        &self,
-        model: ModelHandle,
-        request: &GenerateRequest,
-        extras: &SamplingExtras,
-        sink: TokenSinkMut<'_>,
-    ) -> RResult<Completion, PluginError> {
-        self.call("generate_ext", |p| p.generate_ext(model, request, extras, sink))
-    }
-    fn chat_ext(
-        &self,
-        model: ModelHandle,
-        request: &ChatRequest,
-        extras: &SamplingExtras,
-        sink: TokenSinkMut<'_>,
-    ) -> RResult<Completion, PluginError> {
-        self.call("chat_ext", |p| p.chat_ext(model, request, extras, sink))
-    }
-}
-
-impl<T: EmbeddingPlugin> EmbeddingPlugin for Guarded<T> {
-    fn load_model(&self, params: &LoadModelParams) -> RResult<ModelHandle, PluginError> {
-        self.call("load_model", |p| p.load_model(params))
-    }
-    fn unload_model(&self, model: ModelHandle) -> RResult<(), PluginError> {
-        self.call("unload_model", |p| p.unload_model(model))
-    }
-    fn dimensions(&self, model: ModelHandle) -> RResult<u32, PluginError> {
-        self.call("dimensions", |p| p.dimensions(model))
-    }
-    fn max_input_length(&self, model: ModelHandle) -> RResult<u32, PluginError> {
-        self.call("max_input_length", |p| p.max_input_length(model))
-    }
-    fn embed(&self, model: ModelHandle, request: &EmbedRequest) -> RResult<Embeddings, PluginError> {
-        self.call("embed", |p| p.embed(model, request))
-    }
-}
-
-impl<T: SttPlugin> SttPlugin for Guarded<T> {
-    fn load_model(&self, params: &LoadModelParams) -> RResult<ModelHandle, PluginError> {
-        self.call("load_model", |p| p.load_model(params))
-    }
-    fn unload_model(&self, model: ModelHandle) -> RResult<(), PluginError> {
-        self.call("unload_model", |p| p.unload_model(model))
-    }
-    fn transcribe(&self, model: ModelHandle, request: &TranscribeRequest) -> RResult<Transcription, PluginError> {
-        self.call("transcribe", |p| p.transcribe(model, request))
-    }
-}
-
-impl<T: TtsPlugin> TtsPlugin for Guarded<T> {
-    fn load_model(&self, params: &LoadModelParams) -> RResult<ModelHandle, PluginError> {
-        self.call("load_model", |p| p.load_model(params))
-    }
-    fn unload_model(&self, model: ModelHandle) -> RResult<(), PluginError> {
-        self.call("unload_model", |p| p.unload_model(model))
-    }
-    fn voices(&self, model: ModelHandle) -> RResult<RVec<Voice>, PluginError> {
-        self.call("voices", |p| p.voices(model))
-    }
-    fn synthesize(&self, model: ModelHandle, request: &SpeakRequest, sink: AudioSinkMut<'_>) -> RResult<SpeechInfo, PluginError> {
-        self.call("synthesize", |p| p.synthesize(model, request, sink))
-    }
-}
-
-impl<T: ToolPlugin> ToolPlugin for Guarded<T> {
-    fn tools(&self) -> RVec<ToolDefinition> {
-        match self.call("tools", |p| RResult::ROk(p.tools())) {
-            RResult::ROk(t) => t,
-            RResult::RErr(_) => RVec::new(),
-        }
-    }
-    fn execute(&self, name: RStr<'_>, arguments_json: RStr<'_>) -> RResult<ToolOutput, PluginError> {
-        self.call("execute", |p| p.execute(name, arguments_json))
     }
 }
 
@@ -373,6 +197,8 @@ macro_rules! export_plugin {
 
 #[cfg(test)]
 mod tests {
+    use rustai_abi::types::*;
+
     use super::*;
 
     #[derive(Default)]

@@ -41,6 +41,7 @@
 //! types; the SDK can change freely between plugin builds without breaking a host.
 
 pub mod export;
+mod guard;
 #[cfg(feature = "remote")]
 pub mod remote;
 pub mod store;

@@ -145,8 +145,8 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
     let by_model = |f: &dyn Fn(&rustai_core::Summary) -> f64| -> Vec<(String, f64)> {
         per_model.iter().map(|(m, s)| (format!("{{model=\"{}\"}}", label(m)), f(s))).collect()
     };
-    metric("requests_total", "counter", "Generation requests, by model.", by_model(&|s| s.requests as f64));
-    metric("request_failures_total", "counter", "Failed generation requests, by model.", by_model(&|s| s.failures as f64));
+    metric("requests_total", "counter", "Requests of every family (generation, embeddings, speech), by model.", by_model(&|s| s.requests as f64));
+    metric("request_failures_total", "counter", "Failed requests, by model.", by_model(&|s| s.failures as f64));
     metric("prompt_tokens_total", "counter", "Prompt tokens processed, by model.", by_model(&|s| s.tokens_in as f64));
     metric("generated_tokens_total", "counter", "Tokens generated, by model.", by_model(&|s| s.tokens_out as f64));
     // A Prometheus histogram: cumulative buckets, then _sum and _count.

@@ -1,4 +1,4 @@
-//! Handles to loaded models, shared between threads (the ABI crate's handle table).
+//! Handles to loaded models, shared between threads (the SDK's handle table).
 
 use crate::model::EmbedModel;
 

@@ -164,8 +164,8 @@ impl Plugin for GgufPlugin {
         }
     }
 
-    fn init(&self, _config_json: RStr<'_>) -> RResult<(), PluginError> {
-        RResult::from(model::backend().map(|_| ()))
+    fn init(&self, config_json: RStr<'_>) -> RResult<(), PluginError> {
+        RResult::from(model::configure(config_json.as_str()).and_then(|()| model::backend().map(|_| ())))
     }
 
     fn health(&self) -> Health {

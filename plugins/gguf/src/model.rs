@@ -44,12 +44,32 @@ pub(crate) fn estimate_memory(params: &LoadModelParams) -> Result<u64, PluginErr
     Ok(size.saturating_add(kv_cache).saturating_add(MARGIN_BYTES))
 }
 
+/// Whether llama.cpp's own log is kept (the plugin's `llama_log` setting); read once, when
+/// the backend starts.
+static LLAMA_LOG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The plugin's configuration (its table in `plugins.toml`, as JSON): `llama_log` (bool,
+/// default false) keeps llama.cpp's own log on stderr, as `RUSTAI_LLAMA_LOG` does.
+pub(crate) fn configure(config_json: &str) -> Result<(), PluginError> {
+    let bad = |why: String| PluginError::invalid_input(format!("gguf configuration: {why}"));
+    let config: serde_json::Value = serde_json::from_str(config_json).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+    let serde_json::Value::Object(map) = config else { return Err(bad("must be a table of settings".into())) };
+    for (key, value) in &map {
+        match (key.as_str(), value) {
+            ("llama_log", serde_json::Value::Bool(on)) => LLAMA_LOG.store(*on, std::sync::atomic::Ordering::Relaxed),
+            ("llama_log", other) => return Err(bad(format!("`llama_log` must be true or false, not {other}"))),
+            (other, _) => return Err(bad(format!("unknown setting `{other}` (known: llama_log)"))),
+        }
+    }
+    Ok(())
+}
+
 /// The process-wide llama.cpp backend (it may only be initialised once).
 pub(crate) fn backend() -> Result<&'static LlamaBackend, PluginError> {
     static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
     BACKEND
         .get_or_init(|| {
-            if std::env::var_os("RUSTAI_LLAMA_LOG").is_none() {
+            if std::env::var_os("RUSTAI_LLAMA_LOG").is_none() && !LLAMA_LOG.load(std::sync::atomic::Ordering::Relaxed) {
                 llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default().with_logs_enabled(false));
             }
             LlamaBackend::init().map_err(|e| e.to_string())
@@ -202,6 +222,17 @@ impl LoadedModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configuration_is_checked() {
+        assert!(configure("{}").is_ok());
+        assert!(configure(r#"{"llama_log": false}"#).is_ok());
+        let unknown = configure(r#"{"parallel": 2}"#).unwrap_err();
+        assert!(unknown.message.contains("unknown setting `parallel`"), "{unknown}");
+        let wrong = configure(r#"{"llama_log": "yes"}"#).unwrap_err();
+        assert!(wrong.message.contains("true or false"), "{wrong}");
+        assert!(configure("[1]").is_err() && configure("not json").is_err());
+    }
 
     #[test]
     fn load_options_default_and_parse() {

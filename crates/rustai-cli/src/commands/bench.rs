@@ -78,7 +78,9 @@ pub(crate) fn run(cli: &Cli, args: &BenchArgs) -> Result<()> {
                     add_special: false,
                     params,
                 };
-                let done = loaded.model().generate(&request, |_| true)?;
+                let done = loaded.model().generate(&request, |_| true);
+                loaded.record(done.as_ref());
+                let done = done?;
                 if rep == 0 {
                     continue; // warm-up
                 }

@@ -57,7 +57,8 @@ use crate::{
 /// The model name that lets the engine choose ([`Registry::select`]).
 pub const AUTO: &str = "auto";
 
-/// Context used when neither the request nor `models.toml` sets one (as the gguf plugin's cap).
+/// The engine's default context, in tokens, when neither the request nor `models.toml`
+/// sets one (cut to what the model was trained with); the power profile may lower it.
 pub const DEFAULT_CONTEXT: u32 = 4096;
 
 /// Engine settings.

@@ -7,7 +7,7 @@
 //!   use and is never evicted.
 //! - Before a load, the model's memory is estimated: by the plugin that reads its format
 //!   when it can say ([`LoadedPlugin::estimate_memory`]), else from the size on disk
-//!   ([`crate::budget`]). Idle models of any family are evicted least recently used first
+//!   ([`super::budget`]). Idle models of any family are evicted least recently used first
 //!   to make room; if it still does not fit, the load is refused with the numbers.
 //! - When a lease ends, the request's [`KeepAlive`] decides when the model may
 //!   be unloaded; [`ModelPool::reap`] (or the thread from

@@ -4,11 +4,8 @@
 //! server / CLI is given), one table per plugin id:
 //!
 //! ```toml
-//! [openai]
-//! timeout_secs = 30
-//!
 //! [gguf]
-//! parallel = 2
+//! llama_log = true   # keep llama.cpp's own log on stderr
 //! ```
 //!
 //! A plugin with no table gets `{}`. The configuration is read when a plugin is
@@ -71,9 +68,9 @@ mod tests {
 
     #[test]
     fn tables_become_json_objects() {
-        let c = PluginConfigs::from_toml("[openai]\ntimeout_secs = 30\n[gguf]\nparallel = 2\n", Path::new("p.toml")).unwrap();
+        let c = PluginConfigs::from_toml("[openai]\ntimeout_secs = 30\n[gguf]\nllama_log = true\n", Path::new("p.toml")).unwrap();
         assert_eq!(c.for_plugin("openai"), r#"{"timeout_secs":30}"#);
-        assert_eq!(c.for_plugin("gguf"), r#"{"parallel":2}"#);
+        assert_eq!(c.for_plugin("gguf"), r#"{"llama_log":true}"#);
         assert_eq!(c.for_plugin("piper"), "{}");
         let err = PluginConfigs::from_toml("gguf = 3\n", Path::new("p.toml")).unwrap_err();
         assert!(err.to_string().contains("must be a table"), "{err}");

@@ -89,17 +89,17 @@ impl fmt::Display for RejectReason {
             Self::NotAPlugin => write!(
                 f,
                 "a shared library, but not a RustAI plugin (it exports no rustai root module; \
-                 plugins use rustai_abi::export_plugin!)"
+                 plugins use rustai_plugin::export_plugin!)"
             ),
             Self::IncompatibleApi { plugin, host } => write!(
                 f,
                 "built for plugin API {plugin}, but this host speaks API {host}; \
-                 rebuild the plugin against rustai-abi {host}"
+                 rebuild the plugin against the rustai-plugin SDK {host}"
             ),
             Self::AbiMismatch(summary) => write!(
                 f,
-                "its interface types do not match this host's (built against a different rustai-abi? a plugin built \
-                 against an older rustai-abi whose types this host has since extended must be rebuilt against {API_VERSION}): {summary}"
+                "its interface types do not match this host's (built against a different rustai-abi, through another rustai-plugin SDK? a plugin built \
+                 against an older version whose types this host has since extended must be rebuilt against {API_VERSION}): {summary}"
             ),
             Self::BadId(e) => write!(f, "invalid plugin id: {e}"),
             Self::DuplicateId { id, loaded_from } => {
