@@ -110,8 +110,17 @@ pub(crate) fn load_model_with(cli: &Cli, args: &ModelArgs, threads: u32, slots: 
     // A path on the command line is a model too, whether or not it is in a model folder.
     let path = std::path::Path::new(&args.model);
     let (registry, name) = if path.exists() {
-        let entry = Registry::entry_for_path(path)?;
-        (registry_with(cli, vec![path.to_path_buf()])?, entry.id)
+        Registry::entry_for_path(path)?; // a clear error if it is not a model
+        let registry = registry_with(cli, vec![path.to_path_buf()])?;
+        // Its id in the registry (models.toml may name the file otherwise).
+        let wanted = path.canonicalize().ok();
+        let id = registry
+            .entries()
+            .into_iter()
+            .find(|e| e.path().and_then(|p| p.canonicalize().ok()) == wanted)
+            .map(|e| e.id)
+            .with_context(|| format!("{} is not a usable model here", path.display()))?;
+        (registry, id)
     } else {
         (registry(cli)?, args.model.clone())
     };
@@ -122,8 +131,11 @@ pub(crate) fn load_model_with(cli: &Cli, args: &ModelArgs, threads: u32, slots: 
     spinner.enable_steady_tick(std::time::Duration::from_millis(100));
     let prepared = engine.prepare_llm(&name, &options, sampling);
     spinner.finish_and_clear();
-    let prepared = prepared.with_context(|| {
-        format!("looked in {}", plugin_dirs(cli).iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "))
+    let prepared = prepared.map_err(|e| {
+        // Where plugins were looked for, when the trouble is a missing plugin.
+        let plugin_trouble = matches!(e, rustai_core::Error::NoPluginFor(_) | rustai_core::Error::UnknownPlugin(_) | rustai_core::Error::MissingFamily { .. });
+        let dirs = plugin_dirs(cli).iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ");
+        if plugin_trouble { anyhow::Error::new(e).context(format!("looked for plugins in {dirs}")) } else { e.into() }
     })?;
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
     Ok(Loaded { prepared, load_ms, engine })

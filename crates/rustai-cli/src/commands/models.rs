@@ -50,7 +50,7 @@ fn plugin_name(m: &ModelEntry, plugins: Option<&PluginManager>) -> String {
 
 pub(crate) fn list(cli: &Cli, args: &ModelsArgs) -> Result<()> {
     let registry = setup::registry(cli)?;
-    let plugins = setup::plugins(cli).ok();
+    let plugins = setup::plugins(cli).map_err(|e| tracing::warn!("plugins not loaded, so the PLUGIN column is empty: {e:#}")).ok();
     if args.json {
         let models: Vec<serde_json::Value> = registry
             .entries()

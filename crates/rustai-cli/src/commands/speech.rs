@@ -39,7 +39,8 @@ pub(crate) fn transcribe(cli: &Cli, args: &TranscribeArgs) -> Result<()> {
     };
     let served = engine.transcribe(&id, &request)?;
     let t = &served.output;
-    let secs = started.elapsed().as_secs_f64();
+    // The work alone, without loading the model.
+    let secs = started.elapsed().saturating_sub(served.load_duration).as_secs_f64();
     if args.segments {
         for s in t.segments.iter() {
             println!("[{:>7.2} → {:>7.2}] {}", s.start_ms as f64 / 1e3, s.end_ms as f64 / 1e3, s.text.trim());
@@ -80,7 +81,7 @@ pub(crate) fn speak(cli: &Cli, args: &SpeakArgs) -> Result<()> {
         served.entry.id,
         seconds,
         info.sample_rate,
-        started.elapsed().as_secs_f64(),
+        started.elapsed().saturating_sub(served.load_duration).as_secs_f64(),
         served.plugin,
         args.output.display()
     );

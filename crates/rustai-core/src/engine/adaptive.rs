@@ -223,6 +223,10 @@ impl Adjuster {
     /// Cap a "0 = unlimited" number at `limit`.
     fn cap(&mut self, field: &'static str, slot: fn(&mut InferenceParams) -> &mut u32, limit: u32, reason: &str) {
         let value = slot(&mut self.params);
+        // No limit: 0 ("the default") stays the default rather than becoming u32::MAX.
+        if limit == u32::MAX {
+            return;
+        }
         if *value == 0 || *value > limit {
             let from = show(*value);
             *value = limit;
@@ -265,8 +269,22 @@ pub fn adapt(
     (params, changes)
 }
 
-/// [`adapt`] without logging, for a look at what the rules would do.
-pub(crate) fn adapt_quietly(
+/// The battery level when the battery rule applies (discharging below the threshold).
+fn low_battery(config: &AdaptiveConfig, state: &DeviceState) -> Option<u8> {
+    if !config.battery_aware || state.battery != BatteryState::Discharging {
+        return None;
+    }
+    state.battery_percent.filter(|&p| p < config.battery_threshold)
+}
+
+/// Whether the rules prefer a remote model now (the profile says so, or the battery rule
+/// applies): what choosing among candidates needs to know before adapting a request.
+pub(crate) fn prefers_cloud(profile: PowerProfile, config: &AdaptiveConfig, state: &DeviceState) -> bool {
+    profile.limits().prefer_cloud || low_battery(config, state).is_some()
+}
+
+/// [`adapt`] without logging.
+fn adapt_quietly(
     params: InferenceParams,
     profile: PowerProfile,
     config: &AdaptiveConfig,
@@ -306,12 +324,10 @@ pub(crate) fn adapt_quietly(
             ThermalState::Nominal => {}
         }
     }
-    if config.battery_aware && state.battery == BatteryState::Discharging {
-        if let Some(level) = state.battery_percent.filter(|&p| p < config.battery_threshold) {
-            let why = format!("battery at {level}% and discharging (threshold {}%)", config.battery_threshold);
-            a.flag("prefer_cloud", CLOUD, true, &why);
-            a.cap("threads", THREADS, 2, &why);
-        }
+    if let Some(level) = low_battery(config, state) {
+        let why = format!("battery at {level}% and discharging (threshold {}%)", config.battery_threshold);
+        a.flag("prefer_cloud", CLOUD, true, &why);
+        a.cap("threads", THREADS, 2, &why);
     }
     if config.memory_aware {
         match state.memory {

@@ -63,19 +63,28 @@ impl KeepAlive {
 /// Fixed working memory added to every estimate (compute buffers, scratch).
 const MARGIN_BYTES: u64 = 32 << 20;
 
+/// Weights in another format than the safetensors a folder also holds (Hugging Face
+/// clones carry several copies); not loaded, so not counted.
+fn alternative_weights(name: &str) -> bool {
+    [".bin", ".h5", ".msgpack", ".ot", ".onnx", ".pt", ".pth", ".gguf"].iter().any(|ext| name.ends_with(ext))
+}
+
 /// The fallback estimate for a model at `path` (a file, or a folder of files such as a
-/// safetensors model or a voice): its size on disk plus a fixed working margin.
+/// safetensors model): its size on disk plus a fixed working margin. In a folder with
+/// safetensors weights, other weight formats are left out; links are followed (a
+/// Hugging Face cache links its weights).
 pub fn estimate_from_disk(path: &Path) -> std::io::Result<u64> {
     let meta = std::fs::metadata(path)?;
     let size = if meta.is_dir() {
-        walkdir::WalkDir::new(path)
+        let files: Vec<(String, u64)> = walkdir::WalkDir::new(path)
             .max_depth(3)
+            .follow_links(true)
             .into_iter()
             .filter_map(std::result::Result::ok)
-            .filter_map(|e| e.metadata().ok())
-            .filter(std::fs::Metadata::is_file)
-            .map(|m| m.len())
-            .fold(0u64, u64::saturating_add)
+            .filter_map(|e| Some((e.file_name().to_string_lossy().into_owned(), e.metadata().ok().filter(std::fs::Metadata::is_file)?.len())))
+            .collect();
+        let safetensors = files.iter().any(|(name, _)| name.ends_with(".safetensors"));
+        files.iter().filter(|(name, _)| !(safetensors && alternative_weights(name))).map(|(_, len)| *len).fold(0u64, u64::saturating_add)
     } else {
         meta.len()
     };
@@ -107,5 +116,9 @@ mod tests {
         std::fs::write(dir.path().join("sub/b.bin"), vec![0u8; 24]).unwrap();
         assert_eq!(estimate_from_disk(dir.path()).unwrap(), 1024 + MARGIN_BYTES);
         assert_eq!(estimate_from_disk(&dir.path().join("a.bin")).unwrap(), 1000 + MARGIN_BYTES);
+        // Beside safetensors weights, the other formats' copies are not what gets loaded.
+        std::fs::write(dir.path().join("model.safetensors"), vec![0u8; 500]).unwrap();
+        std::fs::write(dir.path().join("tokenizer.json"), vec![0u8; 10]).unwrap();
+        assert_eq!(estimate_from_disk(dir.path()).unwrap(), 500 + 10 + MARGIN_BYTES);
     }
 }

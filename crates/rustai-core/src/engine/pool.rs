@@ -251,8 +251,10 @@ impl ModelPool {
                 return Ok(lease(model));
             }
         }
-        let _loading = lock(&self.inner.loading);
         let needed = self.estimate(&serving, file, &params)?;
+        // Loads that take memory are admitted one at a time, so two cannot claim the same
+        // room; a remote model (no memory here) does not wait behind a local load.
+        let _loading = (needed > 0).then(|| lock(&self.inner.loading));
         {
             let mut models = self.lock();
             if let Some(model) = hit(&mut models) {
@@ -264,6 +266,9 @@ impl ModelPool {
             }
             _unload.extend(self.make_room(&mut models, &file.id, needed)?.into_iter().map(|(_, e)| e));
         }
+        // The room is made before the load, not after: what was evicted goes now (outside the
+        // models lock), so old and new are never resident together beyond the budget.
+        drop(std::mem::take(&mut _unload));
         let model = Arc::new(M::load_with(Arc::clone(&serving), &params)?);
         let now = Instant::now();
         let any: AnyModel = Arc::clone(&model) as AnyModel;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use rustai_abi::{LoadModelParams, SamplingParams};
 
 use super::{
-    adaptive::{adapt, adapt_quietly, AdaptiveConfig, Adjustment, DeviceState, InferenceParams, PowerProfile},
+    adaptive::{adapt, prefers_cloud, AdaptiveConfig, Adjustment, DeviceState, InferenceParams, PowerProfile},
     budget::KeepAlive,
     default_threads,
     monitor::ResourceMonitor,
@@ -100,7 +100,8 @@ impl Engine {
         let started = Instant::now();
         let (profile, rules) = self.policy();
         let state = self.device_state();
-        let prefer_cloud = adapt_quietly(InferenceParams::default(), profile, &rules, &state).0.prefer_cloud;
+        // Which candidate comes first depends on this; the request itself is adapted once, below.
+        let prefer_cloud = prefers_cloud(profile, &rules, &state);
         let mut chain = self.candidates(model, prefer_cloud)?;
         let mut reordered = None;
         if prefer_cloud && model != AUTO {

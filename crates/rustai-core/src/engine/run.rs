@@ -65,6 +65,8 @@ impl Engine {
             Some(FamilyKind::Stt) => self.lease::<SttModel>(&entry, options)?.plugin().id().to_owned(),
             Some(FamilyKind::Tts) => self.lease::<TtsModel>(&entry, options)?.plugin().id().to_owned(),
         };
+        // A model of unknown task is loaded as a language model: say so.
+        let entry = ModelEntry { task: if entry.task == Task::Unknown { Task::Completion } else { entry.task }, ..entry };
         Ok(Served { entry, plugin, output: (), load_duration: started.elapsed() })
     }
 
@@ -74,7 +76,6 @@ impl Engine {
         let lease = self.lease::<M>(&entry, options)?;
         let load_duration = started.elapsed();
         let plugin = lease.plugin().id().to_owned();
-        let work_started = Instant::now();
         let output = work(&lease);
         let record = RequestRecord {
             model: entry.id.clone(),
@@ -82,8 +83,10 @@ impl Engine {
             tokens_in: output.as_ref().map_or(0, &tokens_in),
             tokens_out: 0,
             latency: started.elapsed(),
-            generation: work_started.elapsed(),
-            failed: output.is_err(),
+            // Time spent computing, not generating tokens: no tokens/s for these families.
+            generation: Duration::ZERO,
+            // The client going away or asking for something invalid is not the model failing.
+            failed: matches!(&output, Err(e) if !matches!(e, Error::Cancelled | Error::InvalidParameter(_))),
         };
         self.inner.metrics.record(&record);
         Ok(Served { entry, plugin, output: output?, load_duration })
