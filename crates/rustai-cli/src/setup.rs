@@ -113,13 +113,7 @@ pub(crate) fn load_model_with(cli: &Cli, args: &ModelArgs, threads: u32, slots: 
         Registry::entry_for_path(path)?; // a clear error if it is not a model
         let registry = registry_with(cli, vec![path.to_path_buf()])?;
         // Its id in the registry (models.toml may name the file otherwise).
-        let wanted = path.canonicalize().ok();
-        let id = registry
-            .entries()
-            .into_iter()
-            .find(|e| e.path().and_then(|p| p.canonicalize().ok()) == wanted)
-            .map(|e| e.id)
-            .with_context(|| format!("{} is not a usable model here", path.display()))?;
+        let id = registry.entry_at(path).map(|e| e.id).with_context(|| format!("{} is not a usable model here", path.display()))?;
         (registry, id)
     } else {
         (registry(cli)?, args.model.clone())

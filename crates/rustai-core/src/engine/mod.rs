@@ -39,17 +39,18 @@ use std::{
     time::Duration,
 };
 
-use rustai_abi::Completion;
+use rustai_abi::{Completion, LoadModelParams};
 
 use self::{
     adaptive::{AdaptiveConfig, DeviceState, PowerProfile},
     budget::Budget,
     metrics::{Metrics, RequestRecord},
     monitor::ResourceMonitor,
-    pool::ModelPool,
+    pool::{Lease, ModelPool},
 };
 use crate::{
     error::{Error, Result},
+    families::Family,
     models::{ModelEntry, Registry, Task},
     plugins::PluginManager,
 };
@@ -171,6 +172,14 @@ impl Engine {
             return Err(Error::WrongTask { model: entry.id, task: entry.task.as_str(), wanted: task.as_str() });
         }
         Ok(entry)
+    }
+
+    /// Lease `entry` as family `M`, loaded with `params`, by the plugin the request or the
+    /// model names (else the one that reads its format), kept alive as the request asks.
+    fn lease_entry<M: Family>(&self, entry: &ModelEntry, params: &LoadModelParams, options: &LoadOptions) -> Result<Lease<M>> {
+        let plugin = options.plugin.as_deref().or(entry.provider.as_deref());
+        let keep_alive = options.keep_alive.unwrap_or(self.inner.pool.budget().default_keep_alive);
+        self.inner.pool.acquire::<M>(&entry.pool_file(), params, plugin, keep_alive)
     }
 
     /// The first installed model for `task` that a loaded plugin can serve (for requests that

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     error::{Error, Result},
-    models::{Location, ModelEntry, ModelFile, ModelFormat, SelectContext, SelectionCriteria, Task},
+    models::{ModelEntry, SelectContext, SelectionCriteria, Task},
 };
 
 /// Whether a failure to prepare one model should move on to the next candidate.
@@ -212,10 +212,6 @@ impl Engine {
         adjustments.retain(|a| a.field != "batch_size");
         sampling.max_tokens = adapted.max_tokens;
         let gpu_layers = if options.gpu_layers != 0 { options.gpu_layers } else { from_config("gpu_layers").map_or(0, |g| g as i32) };
-        let file = match &entry.location {
-            Location::Local(_) => entry.file().ok_or_else(|| Error::UnknownModel { name: entry.id.clone(), known: Vec::new() })?,
-            Location::Remote(url) => ModelFile { id: entry.id.clone(), path: url.into(), format: ModelFormat::Remote, size: 0 },
-        };
         let mut params = LoadModelParams {
             context_length: adapted.context_length,
             threads: adapted.threads,
@@ -225,9 +221,7 @@ impl Engine {
         if self.inner.slots > 0 && entry.is_local() {
             params.extra_json = with_default_option(params.extra_json.as_str(), "parallel", self.inner.slots.into()).into();
         }
-        let plugin = options.plugin.as_deref().or(entry.provider.as_deref());
-        let keep_alive = options.keep_alive.unwrap_or(self.inner.pool.budget().default_keep_alive);
-        let lease = self.inner.pool.acquire(&file, &params, plugin, keep_alive)?;
+        let lease = self.lease_entry(entry, &params, options)?;
         Ok(Prepared {
             entry: entry.clone(),
             lease,

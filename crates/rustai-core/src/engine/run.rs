@@ -11,7 +11,7 @@ use super::{metrics::RequestRecord, pool::Lease, prepare::LoadOptions, Engine};
 use crate::{
     error::{Error, Result},
     families::{EmbeddingModel, Family, SttModel, TtsModel},
-    models::{Location, ModelEntry, ModelFile, ModelFormat, Task},
+    models::{ModelEntry, Task},
     plugins::FamilyKind,
 };
 
@@ -37,17 +37,7 @@ impl Engine {
 
     /// Lease `entry` as family `M` from the pool, loading it within the budget if needed.
     fn lease<M: Family>(&self, entry: &ModelEntry, options: &LoadOptions) -> Result<Lease<M>> {
-        let file = match &entry.location {
-            Location::Local(_) => entry.file().ok_or_else(|| Error::UnknownModel { name: entry.id.clone(), known: Vec::new() })?,
-            Location::Remote(url) => ModelFile { id: entry.id.clone(), path: url.into(), format: ModelFormat::Remote, size: 0 },
-        };
-        let params = LoadModelParams {
-            threads: if options.threads > 0 { options.threads } else { entry.load_params().threads },
-            ..entry.load_params()
-        };
-        let plugin = options.plugin.as_deref().or(entry.provider.as_deref());
-        let keep_alive = options.keep_alive.unwrap_or(self.inner.pool.budget().default_keep_alive);
-        self.inner.pool.acquire::<M>(&file, &params, plugin, keep_alive)
+        self.lease_entry(entry, &LoadModelParams { threads: options.threads, ..entry.load_params() }, options)
     }
 
     /// Load `model` into the pool whatever its family, running nothing (a preload, as

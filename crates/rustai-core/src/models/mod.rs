@@ -236,7 +236,16 @@ impl ModelEntry {
 
     /// The file to hand to a plugin, for local models.
     pub fn file(&self) -> Option<ModelFile> {
-        Some(ModelFile { id: self.id.clone(), path: self.path()?.to_path_buf(), format: self.format, size: self.size })
+        self.is_local().then(|| self.pool_file())
+    }
+
+    /// What the model pool loads for this model: its file or folder, or for a remote model
+    /// its URL (format [`ModelFormat::Remote`], no size).
+    pub fn pool_file(&self) -> ModelFile {
+        match &self.location {
+            Location::Local(path) => ModelFile { id: self.id.clone(), path: path.clone(), format: self.format, size: self.size },
+            Location::Remote(url) => ModelFile { id: self.id.clone(), path: url.into(), format: ModelFormat::Remote, size: 0 },
+        }
     }
 }
 

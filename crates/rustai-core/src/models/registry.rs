@@ -221,6 +221,11 @@ impl Registry {
         events
     }
 
+    /// The entry of the model file or folder at `path` (under whatever id `models.toml` gives it).
+    pub fn entry_at(&self, path: &Path) -> Option<ModelEntry> {
+        self.entries().into_iter().find(|e| e.path().is_some_and(|p| same_file(p, path)))
+    }
+
     /// The loaded plugin that would serve `entry`: its `provider` if set, else the first
     /// plugin that reads the format and implements the task's family.
     pub fn plugin_for(entry: &ModelEntry, plugins: &PluginManager) -> Option<Arc<LoadedPlugin>> {
