@@ -13,7 +13,7 @@ case "$(uname -s)" in
   *) DYLIB_PREFIX=lib; DYLIB_EXT=so ;;
 esac
 # The plugins the main set-up builds: crate name, library name.
-PLUGINS=("gguf:rustai_gguf" "candle:rustai_candle" "whisper:rustai_whisper" "piper:rustai_piper" "openai:rustai_openai" "ollama:rustai_ollama")
+PLUGINS=("gguf:rustai_gguf" "candle:rustai_candle" "whisper:rustai_whisper" "piper:rustai_piper" "openai:rustai_openai" "ollama:rustai_ollama" "calculator:rustai_calculator" "files:rustai_files")
 # The portable build flags for whisper.cpp (GGML_*) are in .cargo/config.toml, so every cargo
 # command gets them, not only these scripts.
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

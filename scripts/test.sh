@@ -13,9 +13,9 @@ log "cargo build --release --workspace"
 cargo build --release --workspace
 log "cargo test --release --workspace"
 cargo test --release --workspace
-# The official openai and ollama Python clients against a real `rustai serve`, then the
+# The official openai, anthropic and ollama Python clients against a real `rustai serve`, then the
 # standing adversarial suite (hostile requests, bodies, connections and files).
-log "pytest tests/python (openai and ollama clients) and tests/adversarial"
+log "pytest tests/python (openai, anthropic and ollama clients) and tests/adversarial"
 RUSTAI_BIN="$CARGO_TARGET_DIR/release/rustai" RUSTAI_PLUGINS="$ROOT/plugins-dist" RUSTAI_MODELS="$ROOT/models" \
   "${RUSTAI_VENV:-$HOME/.cache/rustai-venv}/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/tests/python" "$ROOT/tests/adversarial"
 # Benchmarks are not run here (they print figures, not verdicts), but they must keep compiling.

@@ -101,6 +101,9 @@ CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "Say hi"}], "ma
 GEN = {"model": MODEL, "prompt": "Say hi", "stream": False, "options": {"num_predict": 4}}
 
 
+FN = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"a": {"type": "string"}}}}}
+
+
 def chat(**kw):
     return {**CHAT, **kw}
 
@@ -124,9 +127,35 @@ JSON_CASES = [
     ("openai logit_bias huge", "/v1/chat/completions", chat(logit_bias={"42": 1e9}), 400),
     ("openai logit_bias not a token", "/v1/chat/completions", chat(logit_bias={"abc": 1}), 400),
     ("openai logit_bias outside vocab", "/v1/chat/completions", chat(logit_bias={"99999999": 1}), 400),
-    ("openai n 5", "/v1/chat/completions", chat(n=5), 400),
-    ("openai logprobs", "/v1/chat/completions", chat(logprobs=True), 400),
-    ("openai tools", "/v1/chat/completions", chat(tools=[{"type": "function", "function": {"name": "f"}}]), 400),
+    ("openai n 9", "/v1/chat/completions", chat(n=9), 400),
+    ("openai n streamed", "/v1/chat/completions", chat(n=2, stream=True), 400),
+    ("openai top_logprobs 50", "/v1/chat/completions", chat(logprobs=True, top_logprobs=50), 400),
+    ("openai top_logprobs without logprobs", "/v1/chat/completions", chat(top_logprobs=2), 400),
+    # -- tools: names, schemas, choices, calls, server-side tools
+    ("tool_choice names a missing tool", "/v1/chat/completions",
+     chat(tools=[FN], tool_choice={"type": "function", "function": {"name": "g"}}), 400),
+    ("tool_choice unknown", "/v1/chat/completions", chat(tools=[FN], tool_choice="sometimes"), 400),
+    ("tool_choice required without tools", "/v1/chat/completions", chat(tool_choice="required"), 400),
+    ("tool name with spaces", "/v1/chat/completions", chat(tools=[{"type": "function", "function": {"name": "rm -rf"}}]), 400),
+    ("tool offered twice", "/v1/chat/completions", chat(tools=[FN, FN]), 400),
+    ("tool schema not a schema", "/v1/chat/completions",
+     chat(tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "wizard"}}}]), 400),
+    ("200 tools", "/v1/chat/completions",
+     chat(tools=[{"type": "function", "function": {"name": f"f{i}"}} for i in range(200)]), 400),
+    ("tool type web_search", "/v1/chat/completions", chat(tools=[{"type": "web_search"}]), 400),
+    ("tools with a grammar", "/v1/chat/completions",
+     chat(tools=[FN], tool_choice="required", response_format={"type": "json_object"}), 400),
+    ("tool call arguments not JSON", "/v1/chat/completions", chat(messages=[
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{oops"}}]}]), 400),
+    ("unknown server tool", "/v1/chat/completions", chat(rustai_tools=["no-such-tool"]), 404),
+    ("server tool steps 1000", "/v1/chat/completions", chat(rustai_tools=["calculator"], rustai_max_steps=1000), 400),
+    ("tools on completions", "/v1/completions", {"model": MODEL, "prompt": "x", "tools": [FN]}, 400),
+    ("detokenize outside vocab", "/detokenize", {"tokens": [99999999]}, 400),
+    ("detokenize negative", "/detokenize", {"tokens": [-1]}, 400),
+    ("detokenize not i32", "/detokenize", {"tokens": [2**40]}, 400),
+    ("tokenize unknown field", "/tokenize", {"content": "x", "wat": 1}, 400),
+    ("apply-template no messages", "/apply-template", {"messages": []}, 400),
     ("openai temperature string", "/v1/chat/completions", chat(temperature="hot"), 400),
     ("ollama temperature inf", "/api/generate", gen(temperature=1e39), 400),
     ("ollama top_k negative", "/api/generate", gen(top_k=-5), 400),

@@ -131,12 +131,12 @@ def test_unknown_models_are_forwarded_upstream(tmp_path, server):
     s = Server("--upstream", server.url, env={"RUSTAI_MODELS": str(empty)})
     try:
         client = ollama.Client(host=s.url)
-        r = client.chat(model=MODEL, messages=[{"role": "user", "content": "What is the capital of France?"}], options={"temperature": 0, "num_predict": 20})
+        r = client.chat(model=MODEL, messages=[{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "What is the capital of France?"}], options={"temperature": 0, "num_predict": 20})
         assert "Paris" in r.message.content
-        parts = list(client.generate(model=MODEL, prompt="What is the capital of France?", stream=True, options={"temperature": 0, "num_predict": 20}))
+        parts = list(client.generate(model=MODEL, prompt="What is the capital of France?", system="You are a helpful assistant.", stream=True, options={"temperature": 0, "num_predict": 20}))
         assert len(parts) > 3 and "Paris" in "".join(p.response for p in parts)
         o = openai.OpenAI(base_url=s.url + "/v1", api_key="x")
-        r = o.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "What is the capital of France?"}], temperature=0, max_tokens=20)
+        r = o.chat.completions.create(model=MODEL, messages=[{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "What is the capital of France?"}], temperature=0, max_tokens=20)
         assert "Paris" in r.choices[0].message.content
         assert client.list().models == [], "the fallback does not claim the upstream's models"
     finally:
@@ -185,7 +185,7 @@ model = "smollm2"
     try:
         r = httpx.post(
             s.url + "/v1/chat/completions",
-            json={"model": "local-smol", "messages": [{"role": "user", "content": "What is the capital of France?"}], "temperature": 0, "max_tokens": 20},
+            json={"model": "local-smol", "messages": [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "What is the capital of France?"}], "temperature": 0, "max_tokens": 20},
             timeout=120,
         ).json()
         assert "Paris" in r["choices"][0]["message"]["content"]

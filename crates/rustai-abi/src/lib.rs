@@ -7,7 +7,8 @@
 //!
 //! ## Layout
 //! - [`error`]: the FFI-safe [`PluginError`] with its `#[repr(u8)]` [`ErrorKind`].
-//! - [`types`]: plain data that crosses the boundary (requests, responses, metadata).
+//! - [`types`]: plain data that crosses the boundary (requests, responses, metadata);
+//!   [`options`]: the data added in 0.1.4 (prompt parts, lazy grammars, log-probabilities).
 //! - [`traits`]: the `#[sabi_trait]` families: [`Plugin`], [`LlmPlugin`],
 //!   [`EmbeddingPlugin`], [`SttPlugin`], [`TtsPlugin`], [`ToolPlugin`] and the
 //!   callback sinks [`TokenSink`] and [`AudioSink`].
@@ -37,6 +38,7 @@
 pub mod cpu;
 pub mod error;
 pub mod module;
+pub mod options;
 pub mod traits;
 pub mod types;
 pub mod validate;
@@ -53,6 +55,7 @@ pub use traits::{
     TokenSink, TokenSinkMut, TokenSink_TO, ToolBox, ToolPlugin, ToolPlugin_TO, TtsBox, TtsPlugin,
     TtsPlugin_TO,
 };
+pub use options::*;
 pub use types::*;
 pub use validate::{limits, InvalidParam};
 
@@ -70,6 +73,8 @@ pub const API_FEATURES: &[&str] = &[
     "token-sink.cancel",
     "token-sink.prompt",
     "plugin.estimate-memory",
+    "llm.generate-with",
+    "token-sink.logprobs",
 ];
 
 /// Well-known capability feature names a plugin may advertise in
@@ -94,4 +99,10 @@ pub mod feature {
     pub const PROMPT_CACHE: &str = "prompt-cache";
     /// Concurrent requests on one model are decoded together in one batch.
     pub const BATCHING: &str = "batching";
+    /// [`crate::GenerateOptions::prompt_parts`]: template text and content tokenized apart.
+    pub const PROMPT_PARTS: &str = "prompt-parts";
+    /// [`crate::GenerateOptions::grammar_triggers`]: a grammar that applies from a trigger word on.
+    pub const LAZY_GRAMMAR: &str = "lazy-grammar";
+    /// [`crate::GenerateOptions::logprobs`]: per-token log-probabilities.
+    pub const LOGPROBS: &str = "logprobs";
 }

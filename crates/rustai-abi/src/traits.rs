@@ -16,7 +16,7 @@ use abi_stable::{
     std_types::{RBox, RResult, RSlice, RStr, RString, RVec},
 };
 
-use crate::{error::PluginError, types::*};
+use crate::{error::PluginError, options::*, types::*};
 
 /// The base trait every plugin implements.
 #[sabi_trait]
@@ -64,6 +64,12 @@ pub trait TokenSink {
     /// loses nothing.
     fn on_prompt(&mut self, tokens: u32, cached: u32) {
         let _ = (tokens, cached);
+    }
+    /// The log-probability of the token just reported by [`TokenSink::on_token`], and the
+    /// most likely alternatives at that step, best first (only when the request asked,
+    /// see [`GenerateOptions::logprobs`]). Added in 0.1.4.
+    fn on_logprobs(&mut self, chosen: TokenLogprob, top: RSlice<'_, TokenLogprob>) {
+        let _ = (chosen, top);
     }
 }
 
@@ -135,6 +141,38 @@ pub trait LlmPlugin: Send + Sync {
             None => self.chat(model, request, sink),
             Some(field) => RResult::RErr(unsupported_extra(field)),
         }
+    }
+
+    /// The text of the model's special tokens, for rendering its chat template. Default:
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) (the host renders with
+    /// empty strings). Added in 0.1.4.
+    fn special_tokens(&self, model: ModelHandle) -> RResult<SpecialTokens, PluginError> {
+        let _ = model;
+        RResult::RErr(PluginError::unsupported("this plugin does not report special tokens"))
+    }
+
+    /// [`LlmPlugin::generate_ext`] with the [`GenerateOptions`] added in 0.1.4: a prompt
+    /// given as parts, a lazily triggered grammar, log-probabilities. The default serves
+    /// requests that set none of them, or only `prompt_parts` (joined into one prompt, so
+    /// control-token spellings in content are not told apart), and refuses the others,
+    /// naming the option.
+    fn generate_with(
+        &self,
+        model: ModelHandle,
+        request: &GenerateRequest,
+        extras: &SamplingExtras,
+        options: &GenerateOptions,
+        sink: TokenSinkMut<'_>,
+    ) -> RResult<Completion, PluginError> {
+        let rest = GenerateOptions { prompt_parts: RVec::new(), ..options.clone() };
+        if let Some(field) = rest.first_set() {
+            return RResult::RErr(unsupported_extra(field));
+        }
+        if options.prompt_parts.is_empty() {
+            return self.generate_ext(model, request, extras, sink);
+        }
+        let joined = GenerateRequest { prompt: RString::from(options.joined_prompt()), prompt_tokens: RVec::new(), add_special: false, ..request.clone() };
+        self.generate_ext(model, &joined, extras, sink)
     }
 }
 

@@ -597,3 +597,4 @@ pub struct ToolOutput {
     /// The tool ran but reports failure (the model should see it).
     pub is_error: bool,
 }
+

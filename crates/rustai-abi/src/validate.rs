@@ -29,6 +29,12 @@ pub mod limits {
     pub const MAX_CONTEXT: u32 = 1 << 22;
     /// Most `logit_bias` entries (OpenAI allows 300).
     pub const MAX_LOGIT_BIASES: usize = 1024;
+    /// Most `top_logprobs` (OpenAI allows 20).
+    pub const MAX_TOP_LOGPROBS: u32 = 20;
+    /// Most grammar trigger words.
+    pub const MAX_GRAMMAR_TRIGGERS: usize = 16;
+    /// Most parts of a prompt given as parts.
+    pub const MAX_PROMPT_PARTS: usize = 1 << 16;
 }
 
 /// A request value out of its range: which field, and why.
@@ -198,5 +204,25 @@ mod tests {
         assert_eq!(field(SamplingParams { grammar, ..d() }), "grammar");
         let schema = crate::ROption::RSome(RString::from("x".repeat(limits::MAX_SCHEMA_BYTES + 1)));
         assert_eq!(field(SamplingParams { json_schema: schema, ..d() }), "format");
+    }
+}
+
+impl crate::options::GenerateOptions {
+    /// Check every value against its range (that a trigger comes with a grammar is the
+    /// plugin's to check, since the grammar travels in [`SamplingParams`]).
+    pub fn validate(&self) -> Result<(), InvalidParam> {
+        if self.top_logprobs > limits::MAX_TOP_LOGPROBS {
+            return Err(bad("top_logprobs", format!("{}; at most {} are allowed", self.top_logprobs, limits::MAX_TOP_LOGPROBS)));
+        }
+        if self.grammar_triggers.len() > limits::MAX_GRAMMAR_TRIGGERS {
+            return Err(bad("grammar_triggers", format!("{} words; at most {} are allowed", self.grammar_triggers.len(), limits::MAX_GRAMMAR_TRIGGERS)));
+        }
+        if self.grammar_triggers.iter().any(|t| t.is_empty() || t.len() > limits::MAX_STOP_BYTES) {
+            return Err(bad("grammar_triggers", format!("a trigger word must have 1..={} bytes", limits::MAX_STOP_BYTES)));
+        }
+        if self.prompt_parts.len() > limits::MAX_PROMPT_PARTS {
+            return Err(bad("prompt_parts", format!("{} parts; at most {} are allowed", self.prompt_parts.len(), limits::MAX_PROMPT_PARTS)));
+        }
+        Ok(())
     }
 }

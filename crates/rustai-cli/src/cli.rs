@@ -50,6 +50,10 @@ pub(crate) enum Command {
     Serve(ServeArgs),
     /// List the models a running server has loaded, with size, last use and expiry.
     Ps(PsArgs),
+    /// List the tools of the loaded tool plugins.
+    Tools(ToolsArgs),
+    /// Call tool NAME with ARGUMENTS (a JSON object) and print its answer.
+    Tool(ToolArgs),
     /// Download a model file into the first model folder (resumable, sha256-checked).
     Pull(PullArgs),
     /// Convert a Whisper model in CTranslate2 form (model.bin, tokenizer.json) into the
@@ -127,6 +131,16 @@ pub(crate) struct RunArgs {
     /// Send the prompt as raw text, without the model's chat template.
     #[arg(long)]
     pub(crate) raw: bool,
+    /// Offer these tools of loaded tool plugins (a tool name, `plugin.tool`, or a plugin id),
+    /// run the calls the model makes and give it the results (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) tools: Vec<String>,
+    /// With --tools: the first step's tool choice (`required`, `auto`, or a tool name).
+    #[arg(long, default_value = "required")]
+    pub(crate) tool_choice: String,
+    /// With --tools: the most model steps.
+    #[arg(long, default_value_t = rustai_core::chat::agent::DEFAULT_MAX_STEPS)]
+    pub(crate) max_steps: usize,
     /// Print the plugin, model and timings to stderr.
     #[arg(short, long)]
     pub(crate) verbose: bool,
@@ -203,6 +217,9 @@ pub(crate) struct ServeArgs {
     /// Seconds a client may send nothing while its request headers or body are incomplete.
     #[arg(long, default_value_t = 30.0, value_parser = positive_secs)]
     pub(crate) read_timeout: f64,
+    /// Seconds `POST /v1/tools/{name}` waits for a tool's answer before a 504.
+    #[arg(long, default_value_t = 30.0, value_parser = positive_secs)]
+    pub(crate) tool_timeout: f64,
     /// Longest audio `/v1/audio/transcriptions` accepts, in seconds.
     #[arg(long, default_value_t = 600.0, value_parser = positive_secs)]
     pub(crate) max_audio_secs: f64,
@@ -302,6 +319,25 @@ pub(crate) struct SpeakArgs {
     /// Speaking rate (1 = normal, 2 = twice as fast).
     #[arg(long, default_value_t = 1.0)]
     pub(crate) speed: f32,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ToolsArgs {
+    /// Print JSON (with each tool's parameter schema) instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ToolArgs {
+    /// The tool: its name, or `plugin.name` when two plugins offer the same name.
+    pub(crate) name: String,
+    /// The arguments, a JSON object, e.g. '{"expression": "1234*5678"}'.
+    #[arg(default_value = "{}")]
+    pub(crate) arguments: String,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 30.0, value_parser = positive_secs)]
+    pub(crate) timeout: f64,
 }
 
 #[derive(Debug, Args)]

@@ -92,7 +92,12 @@ impl Loaded {
         &self.prepared.lease
     }
 
-    /// Record a finished generation in the engine's metrics (as the server does).
+    /// The engine the model was leased from.
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+        /// Record a finished generation in the engine's metrics (as the server does).
     pub(crate) fn record(&self, outcome: std::result::Result<&Completion, &rustai_core::Error>) {
         self.engine.record(&self.prepared, outcome);
     }

@@ -33,6 +33,46 @@ pub enum Error {
         family: &'static str,
     },
 
+    // -- Tools --
+    /// No loaded tool plugin offers a tool of this name.
+    #[error("no tool named `{name}`{}", tools_hint(.known))]
+    UnknownTool {
+        /// What was asked for.
+        name: String,
+        /// The tools there are, qualified (`plugin.name`).
+        known: Vec<String>,
+    },
+    /// Several tool plugins offer a tool of this name.
+    #[error("tool name `{name}` is ambiguous: it is offered as {}; name one of those", .candidates.join(", "))]
+    AmbiguousTool {
+        /// What was asked for.
+        name: String,
+        /// The qualified names (`plugin.name`) it matches.
+        candidates: Vec<String>,
+    },
+    /// Tool arguments that are not a JSON object.
+    #[error("arguments of tool `{tool}` must be a JSON object, not {got}")]
+    ToolArguments {
+        /// The tool.
+        tool: String,
+        /// What was given (its JSON type).
+        got: &'static str,
+    },
+    /// A tool call that did not finish in time (it goes on in the background).
+    #[error("tool `{tool}` did not finish within {} s", .after.as_secs_f64())]
+    ToolTimeout {
+        /// The tool.
+        tool: String,
+        /// The time it was given.
+        after: std::time::Duration,
+    },
+    /// Too many tool calls are still running (calls that timed out included).
+    #[error("too many tool calls are still running ({running}); try again later")]
+    ToolsBusy {
+        /// How many.
+        running: usize,
+    },
+
     // -- Models --
     /// A model name that matches no model file.
     #[error("unknown model `{name}`{}", known_hint(.known))]
@@ -113,6 +153,22 @@ pub enum Error {
     /// A request value out of range (the field is named as the APIs name it).
     #[error("{0}")]
     InvalidParameter(#[from] rustai_abi::InvalidParam),
+    /// A model's chat template that cannot render this conversation.
+    #[error("the chat template of model `{model}` cannot render this conversation: {message}")]
+    Template {
+        /// The model.
+        model: String,
+        /// What went wrong (the template's own `raise_exception` text, or the syntax error).
+        message: String,
+    },
+    /// A conversation or tool request that cannot be served as asked (a tool named in
+    /// `tool_choice` that is not offered, tool calls on a model without a chat template, ...).
+    #[error("{0}")]
+    InvalidChat(String),
+    /// The model's output was meant to be a tool call and is not a valid one (it does not
+    /// parse, names a tool not offered, or its arguments do not match the schema).
+    #[error("the model's tool call is not valid: {0}")]
+    BadToolCall(String),
 
     // -- Environment --
     /// A file or folder could not be read.
@@ -131,6 +187,14 @@ fn known_hint(known: &[String]) -> String {
         " (no models found; put a .gguf file or a model folder in ./models)".to_owned()
     } else {
         format!(" (known: {})", known.join(", "))
+    }
+}
+
+fn tools_hint(known: &[String]) -> String {
+    if known.is_empty() {
+        " (no tool plugins are loaded)".to_owned()
+    } else {
+        format!(" (tools: {})", known.join(", "))
     }
 }
 

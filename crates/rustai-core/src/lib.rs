@@ -27,6 +27,9 @@
 //!   one budget), run, record in the [`Metrics`]; with budget, adaptive rules, monitor.
 //! - [`families`]: typed handles on each plugin family ([`Llm`], [`Embedder`],
 //!   [`Transcriber`], [`Synthesizer`], [`Tools`]) and their loaded models.
+//! - [`chat`]: conversations and tool calling in core terms: the model's Jinja chat
+//!   template (minijinja), the tool-call formats, grammars from tool schemas, the
+//!   server-side tool loop's steps.
 //! - [`audio`]: WAV decoding/resampling to 16 kHz mono PCM and WAV encoding.
 //! - [`error`]: [`Error`] and [`Result`].
 //!
@@ -38,6 +41,7 @@
 //! model-specific (memory estimates included) happens in plugins.
 
 pub mod audio;
+pub mod chat;
 pub mod engine;
 pub mod error;
 pub mod families;
@@ -53,11 +57,11 @@ pub use rustai_formats as formats;
 
 pub use engine::{
     budget::{Budget, KeepAlive}, metrics::{Metrics, RequestRecord, Summary}, monitor::{ResourceMonitor, ResourceSnapshot},
-    pool::{Lease, LoadedModelStatus, ModelPool}, Engine, EngineConfig, LoadOptions, Prepared, Served, AUTO,
+    pool::{Lease, LoadedModelStatus, ModelPool}, Engine, EngineConfig, LoadOptions, Prepared, Served, ToolInfo, ToolResult, AUTO,
 };
 pub use error::{Error, Result};
 pub use families::{
-    CancelToken, Embedder, EmbeddingModel, Family, Llm, LlmModel, StreamEvent, SttModel, Synthesizer, TextRequest, TokenStream, Tools,
+    CancelToken, Embedder, EmbeddingModel, Family, Llm, LlmModel, Logprobs, StreamEvent, SttModel, Synthesizer, TextRequest, TokenStream, Tools,
     Transcriber, TtsModel,
 };
 pub use models::{ModelEntry, ModelFile, ModelFormat, Registry, RegistryOptions, SelectionCriteria, Task};

@@ -13,6 +13,7 @@ use std::{
 use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
 use rustai_abi::{
     error::{ErrorKind, PluginError},
+    options::*,
     traits::*,
     types::*,
 };
@@ -134,6 +135,19 @@ impl<T: LlmPlugin> LlmPlugin for Guarded<T> {
         sink: TokenSinkMut<'_>,
     ) -> RResult<Completion, PluginError> {
         self.call("chat_ext", |p| p.chat_ext(model, request, extras, sink))
+    }
+    fn special_tokens(&self, model: ModelHandle) -> RResult<SpecialTokens, PluginError> {
+        self.call("special_tokens", |p| p.special_tokens(model))
+    }
+    fn generate_with(
+        &self,
+        model: ModelHandle,
+        request: &GenerateRequest,
+        extras: &SamplingExtras,
+        options: &GenerateOptions,
+        sink: TokenSinkMut<'_>,
+    ) -> RResult<Completion, PluginError> {
+        self.call("generate_with", |p| p.generate_with(model, request, extras, options, sink))
     }
 }
 

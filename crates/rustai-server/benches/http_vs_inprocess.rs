@@ -47,7 +47,7 @@ async fn in_process(engine: &Engine) -> Sample {
                 first.get_or_insert_with(Instant::now);
                 n += 1;
             }
-            StreamEvent::Prompt { .. } => {}
+            StreamEvent::Prompt { .. } | StreamEvent::Logprobs(_) => {}
             StreamEvent::Done(_) => break,
             StreamEvent::Error(e) => panic!("{e}"),
         }

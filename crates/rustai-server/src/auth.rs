@@ -13,7 +13,11 @@ use axum::{
 };
 use subtle::ConstantTimeEq;
 
-use crate::{api_key::presented, counters::Counters, error::ApiError};
+use crate::{
+    api_key::presented,
+    counters::Counters,
+    error::{ApiError, Flavor},
+};
 
 /// What authentication needs (its sub-state of the server's state): the accepted keys
 /// and the counters, for refusals.
@@ -43,11 +47,10 @@ pub(crate) async fn require_key(State(state): State<ApiKeys>, req: Request, next
     if keys.is_empty() || req.uri().path() == "/health" {
         return next.run(req).await;
     }
-    let openai = req.uri().path().starts_with("/v1/");
+    let flavor = Flavor::of_path(req.uri().path());
     let refuse = |msg: &str| {
         state.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
-        let e = ApiError::new(StatusCode::UNAUTHORIZED, msg);
-        let mut r = if openai { e.openai() } else { e }.into_response();
+        let mut r = ApiError { flavor, ..ApiError::new(StatusCode::UNAUTHORIZED, msg) }.into_response();
         r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
         r
     };

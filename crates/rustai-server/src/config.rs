@@ -37,6 +37,9 @@ pub struct ServerConfig {
     pub allowed_origins: Vec<String>,
     /// Host names accepted in the `Host` header besides loopback and the listen address (`*` = any).
     pub allowed_hosts: Vec<String>,
+    /// How long `POST /v1/tools/{name}` waits for a tool's answer (then 504; the call finishes
+    /// in the background).
+    pub tool_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +61,7 @@ impl Default for ServerConfig {
             max_download_bytes: 64 << 30,
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
+            tool_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! HTTP errors: a status and a JSON body in the shape each API's clients expect
-//! (Ollama: `{"error": "..."}`; OpenAI: `{"error": {"message", "type", "code"}}`).
+//! (Ollama: `{"error": "..."}`; OpenAI: `{"error": {"message", "type", "code"}}`;
+//! Anthropic: `{"type": "error", "error": {"type", "message"}}`).
 //! Internal details (paths, plugin internals) are logged, not sent.
 
 use axum::{
@@ -16,6 +17,21 @@ pub enum Flavor {
     Ollama,
     /// `{"error": {"message", "type", "param", "code"}}`.
     OpenAi,
+    /// `{"type": "error", "error": {"type", "message"}}`.
+    Anthropic,
+}
+
+impl Flavor {
+    /// The shape clients of the endpoint at `path` expect.
+    pub(crate) fn of_path(path: &str) -> Self {
+        if path.starts_with("/v1/messages") {
+            Self::Anthropic
+        } else if path.starts_with("/v1/") {
+            Self::OpenAi
+        } else {
+            Self::Ollama
+        }
+    }
 }
 
 /// An error answered over HTTP.
@@ -57,6 +73,11 @@ impl ApiError {
         self.flavor = Flavor::OpenAi;
         self
     }
+    /// Use the Anthropic shape.
+    pub fn anthropic(mut self) -> Self {
+        self.flavor = Flavor::Anthropic;
+        self
+    }
 }
 
 impl From<CoreError> for ApiError {
@@ -69,6 +90,12 @@ impl From<CoreError> for ApiError {
             CoreError::InvalidModel { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             CoreError::NoSuitableModel { .. } => StatusCode::NOT_FOUND,
             CoreError::OverBudget { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            CoreError::UnknownTool { .. } => StatusCode::NOT_FOUND,
+            CoreError::AmbiguousTool { .. } | CoreError::ToolArguments { .. } => StatusCode::BAD_REQUEST,
+            CoreError::ToolTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            CoreError::ToolsBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            CoreError::Template { .. } | CoreError::InvalidChat(_) => StatusCode::BAD_REQUEST,
+            CoreError::BadToolCall(_) => StatusCode::BAD_GATEWAY,
             CoreError::NoPluginFor(_) | CoreError::MissingFamily { .. } | CoreError::UnknownPlugin(_) => StatusCode::NOT_IMPLEMENTED,
             CoreError::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
             CoreError::Plugin { source, .. } => match source.kind {
@@ -103,9 +130,10 @@ impl From<CoreError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = match self.flavor {
+impl ApiError {
+    /// The JSON body in the error's shape (also sent as the data of a stream's error event).
+    pub fn body(&self) -> serde_json::Value {
+        match self.flavor {
             Flavor::Ollama => serde_json::json!({ "error": self.message }),
             Flavor::OpenAi => {
                 let kind = match self.status.as_u16() {
@@ -120,7 +148,25 @@ impl IntoResponse for ApiError {
                 let param = if self.code == Some(rustai_core::abi::CONTEXT_LENGTH_EXCEEDED) { serde_json::json!("messages") } else { serde_json::Value::Null };
                 serde_json::json!({ "error": { "message": self.message, "type": kind, "param": param, "code": code } })
             }
-        };
-        (self.status, Json(body)).into_response()
+            Flavor::Anthropic => {
+                let kind = match self.status.as_u16() {
+                    400 | 422 | 501 => "invalid_request_error",
+                    401 => "authentication_error",
+                    403 => "permission_error",
+                    404 => "not_found_error",
+                    413 => "request_too_large",
+                    429 => "rate_limit_error",
+                    503 | 529 => "overloaded_error",
+                    _ => "api_error",
+                };
+                serde_json::json!({ "type": "error", "error": { "type": kind, "message": self.message } })
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body())).into_response()
     }
 }

@@ -3,12 +3,13 @@
 //! reply, record metrics when it ends, count it as cancelled when the client
 //! goes away first (dropping the stream cancels the generation in the plugin).
 
-use std::sync::atomic::Ordering;
+use std::{collections::VecDeque, sync::atomic::Ordering};
 
 use rustai_core::{
-    abi::{ChatMessage, ChatRequest, Completion, GenerateRequest, SamplingExtras, SamplingParams},
+    abi::{Completion, GenerateOptions, GenerateRequest, SamplingExtras, SamplingParams},
+    chat::{agent::Agent, Conversation, Reply, ToolReader},
     engine::adaptive::Adjustment,
-    Engine, LoadOptions, Prepared, StreamEvent, TokenStream,
+    Engine, LoadOptions, Logprobs, Prepared, StreamEvent, TextRequest, TokenStream,
 };
 
 use crate::{error::ApiResult, state::AppState};
@@ -18,8 +19,8 @@ use crate::{error::ApiResult, state::AppState};
 pub(crate) enum Input {
     /// Raw text, no template.
     Prompt(String),
-    /// Messages, through the model's chat template.
-    Chat(Vec<ChatMessage>),
+    /// A conversation (and its tools), through the model's chat template.
+    Chat(Conversation),
 }
 
 /// A generation request in core terms.
@@ -32,6 +33,17 @@ pub(crate) struct TextJob {
     /// Options beyond [`SamplingParams`] (penalties, logit bias, mirostat, typical-p).
     pub(crate) extras: SamplingExtras,
     pub(crate) load: LoadOptions,
+    /// Log-probabilities: `Some(n)` with the `n` most likely alternatives per token.
+    pub(crate) logprobs: Option<u32>,
+    /// Server-side tool execution (chat input only): the loop's state.
+    pub(crate) agent: Option<Agent>,
+}
+
+impl TextJob {
+    /// A job with no load options and no log-probabilities.
+    pub(crate) fn new(model: String, input: Input, sampling: SamplingParams, extras: SamplingExtras) -> Self {
+        Self { model, input, sampling, extras, load: LoadOptions::default(), logprobs: None, agent: None }
+    }
 }
 
 /// A running generation; dropping it before the end cancels it.
@@ -47,6 +59,27 @@ pub(crate) struct Generation {
     finished: bool,
     /// Prompt tokens and how many of them the plugin reused from its cache, once reported.
     prompt: Option<(u32, u32)>,
+    /// Reads tool calls out of the output (requests with tools).
+    reader: Option<ToolReader>,
+    /// Events to hand out before reading the stream again.
+    queued: VecDeque<StreamEvent>,
+    /// The reply read at the end (requests with tools).
+    reply: Option<Reply>,
+    /// Log-probabilities received, in order (requests that asked).
+    logprobs: Vec<Logprobs>,
+    /// Server-side tool execution: the loop, and what the next step needs.
+    agent: Option<AgentRun>,
+}
+
+/// A tool loop in progress: the loop, the conversation so far, and the step's settings.
+struct AgentRun {
+    agent: Agent,
+    conv: Conversation,
+    sampling: SamplingParams,
+    extras: SamplingExtras,
+    options: GenerateOptions,
+    /// Tokens of the steps before this one (prompt, generated).
+    tokens: (u32, u32),
 }
 
 impl std::fmt::Debug for Generation {
@@ -75,6 +108,22 @@ pub(crate) async fn prepare(engine: &Engine, model: String, load: LoadOptions, s
     .map_err(|e| crate::error::ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("worker failed: {e}")))?
 }
 
+/// Plan a conversation on the model (template rendering is CPU work, and its first use
+/// compiles the template: off the async runtime).
+async fn plan(
+    model: &std::sync::Arc<rustai_core::LlmModel>,
+    id: &str,
+    conv: Conversation,
+    sampling: SamplingParams,
+    options: GenerateOptions,
+) -> ApiResult<(TextRequest, Option<ToolReader>)> {
+    let (m, id) = (std::sync::Arc::clone(model), id.to_owned());
+    let planned = tokio::task::spawn_blocking(move || rustai_core::chat::plan(&m, &id, &conv, sampling, options))
+        .await
+        .map_err(|e| crate::error::ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("worker failed: {e}")))??;
+    Ok((planned.request, planned.reader))
+}
+
 /// Start generating.
 pub(crate) async fn start(state: &AppState, job: TextJob) -> ApiResult<Generation> {
     let id = job.model.clone();
@@ -90,12 +139,35 @@ pub(crate) async fn start(state: &AppState, job: TextJob) -> ApiResult<Generatio
     }
     let model = std::sync::Arc::clone(prepared.lease.model());
     let extras = SamplingExtras { threads: prepared.threads, ..job.extras };
-    let stream = match job.input {
-        Input::Prompt(p) => model.stream_generate_ext(GenerateRequest::new(p, sampling), extras),
-        Input::Chat(messages) => model.stream_chat_ext(ChatRequest { messages: messages.into(), params: sampling }, extras),
+    let options = GenerateOptions { logprobs: job.logprobs.is_some(), top_logprobs: job.logprobs.unwrap_or(0), ..GenerateOptions::default() };
+    let mut agent = None;
+    let (request, reader) = match job.input {
+        Input::Prompt(p) if options == GenerateOptions::default() => (TextRequest::Generate(GenerateRequest::new(p, sampling)), None),
+        Input::Prompt(p) => (TextRequest::With(GenerateRequest::new(p, sampling), options), None),
+        Input::Chat(mut conv) => {
+            if let Some(a) = job.agent {
+                conv.tools = a.tool_set();
+                agent = Some(AgentRun { agent: a, conv: conv.clone(), sampling: sampling.clone(), extras: extras.clone(), options: options.clone(), tokens: (0, 0) });
+            }
+            plan(&model, &prepared.entry.id, conv, sampling, options).await?
+        }
     };
+    let stream = model.stream_observed(request, extras);
     state.counters.in_flight.fetch_add(1, Ordering::Relaxed);
-    let mut gen = Generation { prepared, ticket: Some(ticket), stream: Some(stream), pending: None, state: state.clone(), finished: false, prompt: None };
+    let mut gen = Generation {
+        prepared,
+        ticket: Some(ticket),
+        stream: Some(stream),
+        pending: None,
+        state: state.clone(),
+        finished: false,
+        prompt: None,
+        reader,
+        queued: VecDeque::new(),
+        reply: None,
+        logprobs: Vec::new(),
+        agent,
+    };
     // Wait for the first event before any response is sent: a request the plugin refuses
     // (a bad grammar, a prompt too long) then gets its real status instead of a 200 stream
     // that carries an error.
@@ -111,9 +183,17 @@ pub(crate) async fn start(state: &AppState, job: TextJob) -> ApiResult<Generatio
 impl Generation {
     /// The next piece, the final completion, or an error (the prompt report is kept, see
     /// [`Self::cached_tokens`]).
+    ///
+    /// With tools, pieces carry only the text meant for the user (a tool call's markup is
+    /// held back), and at the end [`Self::reply`] has the calls; a call that is not valid
+    /// ends the stream with an error instead.
     pub(crate) async fn next(&mut self) -> Option<StreamEvent> {
         if let Some(first) = self.pending.take() {
             return Some(first);
+        }
+        if let Some(event) = self.queued.pop_front() {
+            self.settle(&event);
+            return Some(event);
         }
         let event = loop {
             let event = match self.stream.as_mut() {
@@ -122,15 +202,123 @@ impl Generation {
             };
             match event {
                 Some(StreamEvent::Prompt { tokens, cached }) => self.prompt = Some((tokens, cached)),
+                Some(StreamEvent::Logprobs(l)) => self.logprobs.push(l),
+                Some(StreamEvent::Piece(p)) => match self.reader.as_mut() {
+                    None => break Some(StreamEvent::Piece(p)),
+                    Some(r) => {
+                        let shown = r.push(&p);
+                        if !shown.is_empty() {
+                            break Some(StreamEvent::Piece(shown));
+                        }
+                    }
+                },
+                Some(StreamEvent::Done(mut done)) if self.reader.is_some() => {
+                    let reader = self.reader.take().expect("checked");
+                    let truncated = done.finish_reason != rustai_core::abi::FinishReason::Eos;
+                    match reader.finish(done.text.as_str(), truncated) {
+                        Ok(reply) if self.agent.is_some() && done.finish_reason != rustai_core::abi::FinishReason::Cancelled => {
+                            match self.next_step(&reply, &done).await {
+                                Ok(true) => continue,
+                                Ok(false) => {
+                                    let (tokens_in, tokens_out) = self.agent.as_ref().map_or((0, 0), |a| a.tokens);
+                                    done.tokens_in += tokens_in;
+                                    done.tokens_out += tokens_out;
+                                    self.reply = Some(reply);
+                                    let rest = reader.unshown().to_owned();
+                                    if rest.is_empty() {
+                                        break Some(StreamEvent::Done(done));
+                                    }
+                                    self.queued.push_back(StreamEvent::Done(done));
+                                    break Some(StreamEvent::Piece(rest));
+                                }
+                                Err(e) => break Some(StreamEvent::Error(e)),
+                            }
+                        }
+                        Ok(reply) => {
+                            self.reply = Some(reply);
+                            let rest = reader.unshown().to_owned();
+                            if rest.is_empty() {
+                                break Some(StreamEvent::Done(done));
+                            }
+                            self.queued.push_back(StreamEvent::Done(done));
+                            break Some(StreamEvent::Piece(rest));
+                        }
+                        Err(why) => break Some(StreamEvent::Error(rustai_core::Error::BadToolCall(why))),
+                    }
+                }
+                // The tool loop's last step (no tools offered): the earlier steps' tokens count.
+                Some(StreamEvent::Done(mut done)) if self.agent.is_some() => {
+                    let (tokens_in, tokens_out) = self.agent.as_ref().map_or((0, 0), |a| a.tokens);
+                    done.tokens_in += tokens_in;
+                    done.tokens_out += tokens_out;
+                    break Some(StreamEvent::Done(done));
+                }
                 other => break other,
             }
         };
-        match &event {
-            Some(StreamEvent::Done(done)) => self.finish(Ok(done)),
-            Some(StreamEvent::Error(e)) => self.finish(Err(e)),
-            _ => {}
+        if let Some(e) = &event {
+            self.settle(e);
         }
         event
+    }
+
+    /// After a step of the tool loop: run the reply's plugin-tool calls and start the next
+    /// step (`true`), or report that `reply` is the answer (`false`).
+    async fn next_step(&mut self, reply: &Reply, done: &Completion) -> Result<bool, rustai_core::Error> {
+        let Some(mut run) = self.agent.take() else { return Ok(false) };
+        let engine = self.state.engine.clone();
+        let reply = reply.clone();
+        let (run_back, go_on) = tokio::task::spawn_blocking(move || {
+            let go_on = run.agent.after(&reply, &mut run.conv.turns, |call| engine.run_tool_call(call));
+            (run, go_on)
+        })
+        .await
+        .map_err(|e| rustai_core::Error::InvalidChat(format!("the tool loop failed: {e}")))?;
+        let mut run = run_back;
+        if !go_on {
+            self.agent = Some(run);
+            return Ok(false);
+        }
+        run.tokens.0 += done.tokens_in;
+        run.tokens.1 += done.tokens_out;
+        let mut conv = run.conv.clone();
+        conv.tools = run.agent.tool_set();
+        let model = std::sync::Arc::clone(self.prepared.lease.model());
+        let id = self.prepared.entry.id.clone();
+        let (sampling, extras, options) = (run.sampling.clone(), run.extras.clone(), run.options.clone());
+        self.agent = Some(run);
+        let planned = tokio::task::spawn_blocking(move || rustai_core::chat::plan(&model, &id, &conv, sampling, options))
+            .await
+            .map_err(|e| rustai_core::Error::InvalidChat(format!("the tool loop failed: {e}")))??;
+        self.reader = planned.reader;
+        self.stream = Some(self.prepared.lease.model().stream_observed(planned.request, extras));
+        Ok(true)
+    }
+
+    /// The plugin tool calls the server ran (server-side tool execution), as JSON.
+    pub(crate) fn executed_calls(&self) -> Option<Vec<serde_json::Value>> {
+        let run = self.agent.as_ref()?;
+        Some(
+            run.agent
+                .executed
+                .iter()
+                .map(|e| {
+                    serde_json::json!({
+                        "id": e.call.id, "name": e.call.name, "arguments": e.call.arguments,
+                        "plugin": e.plugin, "result": e.content, "is_error": e.is_error,
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    /// Record the end when `event` is one.
+    fn settle(&mut self, event: &StreamEvent) {
+        match event {
+            StreamEvent::Done(done) => self.finish(Ok(done)),
+            StreamEvent::Error(e) => self.finish(Err(e)),
+            _ => {}
+        }
     }
 
     fn finish(&mut self, outcome: Result<&Completion, &rustai_core::Error>) {
@@ -144,16 +332,14 @@ impl Generation {
         }
     }
 
-    /// Run to the end and return the whole text, and the prompt tokens reused from the cache.
-    pub(crate) async fn collect(mut self) -> ApiResult<(Completion, u32)> {
-        while let Some(event) = self.next().await {
-            match event {
-                StreamEvent::Piece(_) | StreamEvent::Prompt { .. } => {}
-                StreamEvent::Done(done) => return Ok((done, self.cached_tokens())),
-                StreamEvent::Error(e) => return Err(e.into()),
-            }
-        }
-        Err(crate::error::ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "generation ended without a result"))
+    /// The reply read from the output, once the generation is done (requests with tools).
+    pub(crate) fn reply(&self) -> Option<&Reply> {
+        self.reply.as_ref()
+    }
+
+    /// The log-probabilities received so far (requests that asked).
+    pub(crate) fn logprobs(&self) -> &[Logprobs] {
+        &self.logprobs
     }
 
     /// Prompt tokens reused from the plugin's cache (0 when it did not say).
@@ -169,6 +355,10 @@ impl Generation {
     /// The adjustments the adaptive rules made, as JSON.
     pub(crate) fn metadata(&self) -> serde_json::Value {
         let mut m = metadata(&self.prepared.entry.id, self.prepared.plugin_id(), &self.prepared.adjustments);
+        if let Some(calls) = self.executed_calls() {
+            m["tool_calls"] = calls.into();
+            m["steps"] = self.agent.as_ref().map_or(0, |a| a.agent.steps()).into();
+        }
         if !self.prepared.fell_back_from.is_empty() {
             m["fell_back_from"] = self
                 .prepared
@@ -195,7 +385,7 @@ impl Drop for Generation {
                 let ticket = self.ticket.take();
                 rt.spawn(async move {
                     while let Some(event) = stream.next().await {
-                        if !matches!(event, StreamEvent::Piece(_) | StreamEvent::Prompt { .. }) {
+                        if !matches!(event, StreamEvent::Piece(_) | StreamEvent::Prompt { .. } | StreamEvent::Logprobs(_)) {
                             break;
                         }
                     }

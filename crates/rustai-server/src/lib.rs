@@ -9,7 +9,10 @@
 //!   graceful shutdown. `state`: what handlers share, and the sub-states middleware takes.
 //! - Each API module returns its own routes, merged by [`router`]: `ollama`: `/api/*`
 //!   (NDJSON streaming). `openai`: `/v1/*` (SSE streaming). `embed`: `/api/embed`,
-//!   `/api/embeddings`, `/v1/embeddings`. `audio`: `/v1/audio/*`.
+//!   `/api/embeddings`, `/v1/embeddings`. `audio`: `/v1/audio/*`. `tools`: `/v1/tools`,
+//!   `/v1/tools/{name}` (tool plugins' tools, listed and called). `anthropic`: `/v1/messages*`
+//!   (Anthropic's Messages API); `responses`: `/v1/responses*` (OpenAI's Responses API, kept in
+//!   `response_store`); both send replies as `blocks` (text, then tool calls).
 //! - `runtime`: `/`, `/health`, `/metrics` (Prometheus; `counters`), `/plugins`, `/models/installed`,
 //!   `/runtime/load/{model}`, `/runtime/unload/{model}`.
 //! - `generate` + `stream`: the shared generation path; a client that disconnects
@@ -33,9 +36,11 @@
 //! and never `AppState`; no module imports this root.
 
 mod admission;
+mod anthropic;
 mod api_key;
 mod audio;
 mod auth;
+mod blocks;
 pub mod client;
 mod config;
 mod convert;
@@ -52,9 +57,14 @@ mod limit;
 mod listen;
 mod ollama;
 mod openai;
+mod prompt;
+mod response_store;
+mod responses;
 mod runtime;
 mod state;
 mod stream;
+mod tool_wire;
+mod tools;
 mod upstream;
 
 use std::sync::atomic::Ordering;
@@ -80,8 +90,12 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
         .merge(runtime::routes())
         .merge(ollama::routes())
         .merge(openai::routes())
+        .merge(anthropic::routes())
+        .merge(responses::routes())
         .merge(embed::routes())
         .merge(audio::routes())
+        .merge(tools::routes())
+        .merge(prompt::routes())
         .merge(download_jobs::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(middleware::from_fn_with_state(state.clone(), upstream::fallback))

@@ -11,7 +11,8 @@ use axum::{
     Json,
 };
 use rustai_core::{
-    abi::{ChatMessage, Completion},
+    abi::Completion,
+    chat::{Conversation, ToolCall, Turn},
     KeepAlive, StreamEvent, Task,
 };
 use serde::Deserialize;
@@ -23,6 +24,7 @@ use crate::{
     extract::Body,
     generate::{self, Generation, Input, TextJob},
     state::AppState,
+    tool_wire,
 };
 
 /// Fields `/api/generate` and `/api/chat` share.
@@ -37,6 +39,11 @@ pub(crate) struct Shared {
     options: Options,
     #[serde(default)]
     keep_alive: Option<Value>,
+    /// Log-probabilities of the generated tokens (Ollama 0.12).
+    #[serde(default)]
+    logprobs: bool,
+    #[serde(default)]
+    top_logprobs: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,7 +72,13 @@ pub(crate) struct Message {
     #[serde(default)]
     images: Option<Vec<Value>>,
     #[serde(default)]
-    tool_calls: Option<Vec<Value>>,
+    tool_calls: Option<Value>,
+    /// For a `tool` message: the tool that answered.
+    #[serde(default)]
+    tool_name: Option<String>,
+    /// For a `tool` message: the call it answers, when the client kept it.
+    #[serde(default)]
+    tool_call_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,6 +89,15 @@ pub(crate) struct ChatBody {
     messages: Vec<Message>,
     #[serde(default)]
     tools: Option<Vec<Value>>,
+    /// Extension: how the model may use `tools` (`auto` when absent, as in Ollama).
+    #[serde(default)]
+    tool_choice: Option<Value>,
+    /// Extension: plugin tools the server offers the model and runs itself.
+    #[serde(default)]
+    rustai_tools: Option<Vec<String>>,
+    /// Extension: the most model steps of the server-side tool loop.
+    #[serde(default)]
+    rustai_max_steps: Option<usize>,
 }
 
 /// How the reply is shaped: `/api/generate` (`response`) or `/api/chat` (`message`).
@@ -94,8 +116,18 @@ fn piece(shape: Shape, model: &str, text: &str) -> Value {
     v
 }
 
+/// Calls as Ollama writes them (arguments as an object).
+fn ollama_calls(calls: &[ToolCall]) -> Value {
+    calls.iter().map(|c| json!({ "id": c.id, "function": { "name": c.name, "arguments": c.arguments } })).collect()
+}
+
 fn last(shape: Shape, model: &str, text: &str, done: &Completion, gen: &Generation, started: Instant) -> Value {
     let mut v = piece(shape, model, text);
+    if let (Shape::Chat, Some(reply)) = (shape, gen.reply()) {
+        if !reply.tool_calls.is_empty() {
+            v["message"]["tool_calls"] = ollama_calls(&reply.tool_calls);
+        }
+    }
     let t = &done.timings;
     v["done"] = true.into();
     v["done_reason"] = done.finish_reason.as_str().into();
@@ -114,6 +146,30 @@ fn last(shape: Shape, model: &str, text: &str, done: &Completion, gen: &Generati
     v
 }
 
+/// Ollama's `logprobs` entries.
+fn logprobs_json(entries: &[rustai_core::Logprobs]) -> Value {
+    let one = |t: &rustai_core::abi::TokenLogprob| json!({ "token": t.text.as_str(), "logprob": t.logprob, "bytes": t.text.as_bytes() });
+    entries
+        .iter()
+        .map(|l| {
+            let mut v = one(&l.chosen);
+            if !l.top.is_empty() {
+                v["top_logprobs"] = l.top.iter().map(one).collect();
+            }
+            v
+        })
+        .collect()
+}
+
+/// The request's `logprobs` / `top_logprobs` as a job's option.
+fn logprobs_option(s: &Shared) -> ApiResult<Option<u32>> {
+    match (s.logprobs, s.top_logprobs) {
+        (false, Some(n)) if n > 0 => Err(ApiError::bad_request("`top_logprobs` needs `logprobs: true`")),
+        (false, _) => Ok(None),
+        (true, n) => Ok(Some(n.unwrap_or(0))),
+    }
+}
+
 /// Stream NDJSON, or collect into one object.
 async fn respond(state: AppState, job: TextJob, stream: bool, shape: Shape, model: String) -> ApiResult<Response> {
     let started = Instant::now();
@@ -123,20 +179,32 @@ async fn respond(state: AppState, job: TextJob, stream: bool, shape: Shape, mode
         while let Some(event) = gen.next().await {
             match event {
                 StreamEvent::Piece(p) => text.push_str(&p),
-                StreamEvent::Done(done) => return Ok(Json(last(shape, &model, &text, &done, &gen, started)).into_response()),
+                StreamEvent::Done(done) => {
+                    let mut v = last(shape, &model, &text, &done, &gen, started);
+                    if !gen.logprobs().is_empty() {
+                        v["logprobs"] = logprobs_json(gen.logprobs());
+                    }
+                    return Ok(Json(v).into_response());
+                }
                 StreamEvent::Error(e) => return Err(e.into()),
-                StreamEvent::Prompt { .. } => {}
+                StreamEvent::Prompt { .. } | StreamEvent::Logprobs(_) => {}
             }
         }
         return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "generation ended without a result"));
     }
+    let mut sent = 0usize;
     let lines = crate::stream::lines(gen, move |gen, event| {
-        let v = match event {
+        let mut v = match event {
             StreamEvent::Piece(p) => piece(shape, &model, &p),
             StreamEvent::Done(done) => last(shape, &model, "", &done, gen, started),
             StreamEvent::Error(e) => json!({ "error": ApiError::from(e).message }),
-            StreamEvent::Prompt { .. } => return Vec::new(),
+            StreamEvent::Prompt { .. } | StreamEvent::Logprobs(_) => return Vec::new(),
         };
+        let all = gen.logprobs();
+        if all.len() > sent && v.get("error").is_none() {
+            v["logprobs"] = logprobs_json(&all[sent..]);
+            sent = all.len();
+        }
         vec![format!("{v}\n")]
     });
     Ok(Response::builder()
@@ -150,6 +218,9 @@ type Converted = (String, rustai_core::abi::SamplingParams, rustai_core::abi::Sa
 
 fn shared(state: &AppState, s: &Shared, task: Task) -> ApiResult<Converted> {
     let id = generate::check_model(state, &s.model, task)?;
+    if s.top_logprobs.is_some_and(|n| n > rustai_core::abi::limits::MAX_TOP_LOGPROBS) {
+        return Err(ApiError::bad_request(format!("`top_logprobs` must be at most {}", rustai_core::abi::limits::MAX_TOP_LOGPROBS)));
+    }
     let (mut sampling, extras) = ollama_sampling(&s.options)?;
     json_format(s.format.as_ref(), &mut sampling)?;
     Ok((id, sampling, extras, ollama_load(&s.options, s.keep_alive.as_ref())?))
@@ -172,11 +243,11 @@ pub(crate) async fn generate(State(state): State<AppState>, Body(body): Body<Gen
     let input = if body.raw {
         Input::Prompt(body.prompt)
     } else {
-        let mut messages: Vec<ChatMessage> = body.system.iter().map(|s| ChatMessage::new("system", s.as_str())).collect();
-        messages.push(ChatMessage::new("user", body.prompt));
-        Input::Chat(messages)
+        let mut turns: Vec<Turn> = body.system.iter().map(|s| Turn::new("system", s.as_str())).collect();
+        turns.push(Turn::new("user", body.prompt));
+        Input::Chat(Conversation::new(turns))
     };
-    let job = TextJob { model: id, input, sampling, extras, load };
+    let job = TextJob { load, logprobs: logprobs_option(&body.shared)?, ..TextJob::new(id, input, sampling, extras) };
     respond(state, job, body.shared.stream.unwrap_or(true), Shape::Generate, body.shared.model).await
 }
 
@@ -185,23 +256,33 @@ pub(crate) async fn chat(State(state): State<AppState>, Body(body): Body<ChatBod
     if body.messages.is_empty() {
         return load_or_unload(state, id, load, Shape::Chat).await;
     }
-    let mut messages = Vec::with_capacity(body.messages.len());
+    let mut turns: Vec<Turn> = Vec::with_capacity(body.messages.len());
     for (i, m) in body.messages.into_iter().enumerate() {
-        if !matches!(m.role.as_str(), "system" | "user" | "assistant" | "tool") {
-            return Err(ApiError::bad_request(format!("messages[{i}]: unknown role `{}` (system, user, assistant or tool)", m.role)));
-        }
+        let bad = |msg: String| ApiError::bad_request(format!("messages[{i}]: {msg}"));
         if m.images.as_ref().is_some_and(|v| !v.is_empty()) {
-            return Err(ApiError::bad_request(format!("messages[{i}]: images are not supported (no vision model support yet)")));
+            return Err(bad("images are not supported (no vision model support yet)".into()));
         }
-        if m.tool_calls.as_ref().is_some_and(|v| !v.is_empty()) {
-            return Err(ApiError::bad_request(format!("messages[{i}]: tool_calls are not supported yet")));
-        }
-        messages.push(ChatMessage::new(m.role, m.content));
+        let turn = match m.role.as_str() {
+            "system" | "user" => Turn::new(m.role, m.content),
+            "assistant" => match &m.tool_calls {
+                Some(calls) if !calls.is_null() => Turn::assistant_calls(m.content, tool_wire::calls(calls).map_err(bad)?),
+                _ => Turn::new("assistant", m.content),
+            },
+            "tool" => {
+                // Ollama names the tool, not the call: answer the latest call of that tool.
+                let id = m.tool_call_id.clone().or_else(|| {
+                    let name = m.tool_name.as_deref()?;
+                    turns.iter().rev().flat_map(|t| t.tool_calls.iter()).find(|c| c.name == name).map(|c| c.id.clone())
+                });
+                tool_wire::tool_turn(&turns, &id.unwrap_or_default(), m.tool_name.as_deref(), m.content)
+            }
+            other => return Err(bad(format!("unknown role `{other}` (system, user, assistant or tool)"))),
+        };
+        turns.push(turn);
     }
-    if body.tools.as_ref().is_some_and(|t| !t.is_empty()) {
-        return Err(ApiError::bad_request("`tools` are not supported yet (tool calling is not implemented)"));
-    }
-    let job = TextJob { model: id, input: Input::Chat(messages), sampling, extras, load };
+    let (tools, agent) = crate::openai::tool_set(&state, body.tools.as_deref(), body.tool_choice.as_ref(), None, body.rustai_tools.as_deref(), body.rustai_max_steps)?;
+    let logprobs = logprobs_option(&body.shared)?;
+    let job = TextJob { load, agent, logprobs, ..TextJob::new(id, Input::Chat(Conversation { turns, tools }), sampling, extras) };
     respond(state, job, body.shared.stream.unwrap_or(true), Shape::Chat, body.shared.model).await
 }
 
@@ -313,6 +394,9 @@ pub(crate) async fn show(State(state): State<AppState>, Body(body): Body<ShowBod
     let mut capabilities = vec![m.task.as_str()];
     if m.task == Task::Chat {
         capabilities = vec!["completion", "chat"];
+        if m.meta.chat_template {
+            capabilities.push("tools");
+        }
     }
     Ok(Json(json!({
         "modelfile": format!("FROM {}\n", m.id),

@@ -14,7 +14,10 @@ use std::{
 use axum::extract::FromRef;
 use rustai_core::Engine;
 
-use crate::{admission::Admission, auth::ApiKeys, config::ServerConfig, counters::Counters, download_jobs::Downloads, limit::RateLimit};
+use crate::{
+    admission::Admission, auth::ApiKeys, config::ServerConfig, counters::Counters, download_jobs::Downloads, limit::RateLimit,
+    response_store::ResponseStore,
+};
 
 /// A model file version: path, size, modification time.
 type FileKey = (PathBuf, u64, Option<SystemTime>);
@@ -37,6 +40,8 @@ pub(crate) struct AppState {
     pub(crate) http: reqwest::Client,
     /// sha256 of model files, by (path, size, mtime); each computed once even when asked for at once.
     digests: Arc<DigestCache>,
+    /// Finished Responses API responses, for `previous_response_id`.
+    pub(crate) responses: Arc<ResponseStore>,
 }
 
 impl FromRef<AppState> for ApiKeys {
@@ -81,6 +86,7 @@ impl AppState {
                 .build()
                 .unwrap_or_default(),
             digests: Arc::default(),
+            responses: Arc::default(),
         }
     }
 

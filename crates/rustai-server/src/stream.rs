@@ -38,7 +38,7 @@ where
         let mut gen = Some(gen);
         while let Some(g) = gen.as_mut() {
             let Some(event) = g.next().await else { break };
-            let end = !matches!(event, StreamEvent::Piece(_) | StreamEvent::Prompt { .. });
+            let end = !matches!(event, StreamEvent::Piece(_) | StreamEvent::Prompt { .. } | StreamEvent::Logprobs(_));
             let chunks = render(g, event);
             if end {
                 gen = None; // finished: release the model now, before the last bytes go out

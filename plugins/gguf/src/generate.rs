@@ -14,7 +14,7 @@ use std::{
 };
 
 use llama_cpp_2::token::LlamaToken;
-use rustai_plugin::{Completion, FinishReason, PluginError, RString, SamplingExtras, SamplingParams, TokenSinkMut};
+use rustai_plugin::{Completion, FinishReason, GenerateOptions, PluginError, RString, SamplingExtras, SamplingParams, TokenSinkMut};
 
 use crate::{
     job::{Event, Job},
@@ -32,8 +32,10 @@ pub(crate) fn run(
     prompt: Vec<LlamaToken>,
     params: &SamplingParams,
     extras: &SamplingExtras,
+    options: &GenerateOptions,
     mut sink: TokenSinkMut<'_>,
 ) -> Result<Completion, PluginError> {
+    options.validate()?;
     if prompt.is_empty() {
         return Err(PluginError::invalid_input("the prompt is empty"));
     }
@@ -43,13 +45,26 @@ pub(crate) fn run(
     }
     let (events, rx) = mpsc::channel();
     let cancel = Arc::new(AtomicBool::new(false));
-    scheduler.submit(Job { prompt, params: params.clone(), extras: extras.clone(), events, cancel: Arc::clone(&cancel) })?;
+    scheduler.submit(Job {
+        prompt,
+        params: params.clone(),
+        extras: extras.clone(),
+        triggers: options.grammar_triggers.iter().map(|t| t.to_string()).collect(),
+        logprobs: options.logprobs.then_some(options.top_logprobs),
+        events,
+        cancel: Arc::clone(&cancel),
+    })?;
     // What the host was given: after a cancel, the scheduler may produce a token or two before
     // it sees the flag; those were never delivered and are not part of the completion.
     let mut delivered = String::new();
     loop {
         match rx.recv_timeout(POLL) {
             Ok(Event::Prompt { tokens, cached }) => sink.on_prompt(tokens, cached),
+            Ok(Event::Logprobs(chosen, top)) => {
+                if !cancel.load(Ordering::Relaxed) {
+                    sink.on_logprobs(chosen, top.as_slice().into());
+                }
+            }
             Ok(Event::Piece(text, id)) => {
                 if !cancel.load(Ordering::Relaxed) {
                     delivered.push_str(&text);

@@ -11,7 +11,7 @@ use std::{
 };
 
 use llama_cpp_2::token::LlamaToken;
-use rustai_plugin::{Completion, FinishReason, PluginError, RString, SamplingExtras, SamplingParams, Timings};
+use rustai_plugin::{Completion, FinishReason, PluginError, RString, SamplingExtras, SamplingParams, Timings, TokenLogprob};
 
 use crate::{
     model::LoadedModel,
@@ -24,6 +24,10 @@ pub(crate) struct Job {
     pub(crate) prompt: Vec<LlamaToken>,
     pub(crate) params: SamplingParams,
     pub(crate) extras: SamplingExtras,
+    /// Words that switch the grammar on (empty: it applies from the first token).
+    pub(crate) triggers: Vec<String>,
+    /// Report log-probabilities, with this many alternatives.
+    pub(crate) logprobs: Option<u32>,
     pub(crate) events: Sender<Event>,
     pub(crate) cancel: Arc<AtomicBool>,
 }
@@ -35,6 +39,8 @@ pub(crate) enum Event {
     Prompt { tokens: u32, cached: u32 },
     /// Text (possibly empty) and the token id (-1 for held-back text released at the end).
     Piece(String, i32),
+    /// The log-probability of the token just sent, and the most likely alternatives.
+    Logprobs(TokenLogprob, Vec<TokenLogprob>),
     /// The end: always the last event.
     Done(Result<Completion, PluginError>),
 }
@@ -64,7 +70,7 @@ impl Generation {
     /// State for `job`'s parameters (validated; the grammar parsed).
     pub(crate) fn new(model: &LoadedModel, job: &Job) -> Result<Self, PluginError> {
         Ok(Self {
-            sampler: Sampler::new(model, &job.params, &job.extras)?,
+            sampler: Sampler::new(model, &job.params, &job.extras, &job.triggers, job.logprobs)?,
             max_tokens: job.params.max_tokens,
             ignore_eos: job.params.ignore_eos,
             utf8: Utf8Stream::default(),
@@ -104,7 +110,17 @@ impl Generation {
         let step = self.stops.push(&text);
         let stopped = step.stopped;
         // The receiver is gone only when the caller gave up: same as a cancel.
-        let delivered = self.events.send(Event::Piece(step.release.to_owned(), token.0)).is_ok();
+        let mut delivered = self.events.send(Event::Piece(step.release.to_owned(), token.0)).is_ok();
+        if let Some((logprob, top)) = self.sampler.take_logprobs() {
+            let text = |t: i32| {
+                let mut bytes = Vec::new();
+                model.model.vocab().token_to_piece_into(LlamaToken(t), &mut bytes, false, None);
+                RString::from(String::from_utf8_lossy(&bytes).into_owned())
+            };
+            let chosen = TokenLogprob { token: token.0, text: RString::from(String::from_utf8_lossy(&self.piece).into_owned()), logprob };
+            let top = top.into_iter().map(|(t, l)| TokenLogprob { token: t, text: text(t), logprob: l }).collect();
+            delivered &= self.events.send(Event::Logprobs(chosen, top)).is_ok();
+        }
         if stopped {
             Some(FinishReason::Stop)
         } else if !delivered {

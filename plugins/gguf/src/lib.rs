@@ -37,9 +37,9 @@ use std::sync::Arc;
 
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate};
 use rustai_plugin::{
-    feature, Capabilities, Category, ChatMessage, ChatRequest, Completion, Families, GenerateRequest, GpuUse, Health,
+    feature, Capabilities, Category, ChatMessage, ChatRequest, Completion, Families, GenerateOptions, GenerateRequest, GpuUse, Health,
     Level, LlmPlugin, LoadModelParams, ModelHandle, ModelInfo, Plugin, PluginError, PluginExport, PluginInfo,
-    RResult, RSlice, RStr, RString, RVec, ResourceRequirements, SamplingExtras, TokenSinkMut,
+    RResult, RSlice, RStr, RString, RVec, ResourceRequirements, SamplingExtras, SpecialTokens, TokenSinkMut,
 };
 
 use model::LoadedModel;
@@ -149,6 +149,9 @@ impl Plugin for GgufPlugin {
                     feature::TOKENIZE,
                     feature::PROMPT_CACHE,
                     feature::BATCHING,
+                    feature::PROMPT_PARTS,
+                    feature::LAZY_GRAMMAR,
+                    feature::LOGPROBS,
                 ]),
             },
             resources: ResourceRequirements {
@@ -248,7 +251,7 @@ impl LlmPlugin for GgufPlugin {
                 check_token_ids(&m, request.prompt_tokens.as_slice())?;
                 request.prompt_tokens.iter().map(|&t| llama_cpp_2::token::LlamaToken(t)).collect()
             };
-            generate::run(&m, &m.scheduler, prompt, &request.params, extras, sink)
+            generate::run(&m, &m.scheduler, prompt, &request.params, extras, &GenerateOptions::default(), sink)
         }))
     }
 
@@ -265,7 +268,47 @@ impl LlmPlugin for GgufPlugin {
             }
             // The template already contains BOS where the model wants it.
             let tokens = self.chat_tokens(&m, request.messages.as_slice())?;
-            generate::run(&m, &m.scheduler, tokens, &request.params, extras, sink)
+            generate::run(&m, &m.scheduler, tokens, &request.params, extras, &GenerateOptions::default(), sink)
+        }))
+    }
+
+    fn special_tokens(&self, model: ModelHandle) -> RResult<SpecialTokens, PluginError> {
+        RResult::from(self.models.get(model).map(|m| {
+            let vocab = m.model.vocab();
+            let text = |t: llama_cpp_2::token::LlamaToken| {
+                // A model without the token reports -1 (never handed to llama.cpp).
+                if t.0 < 0 || t.0 >= vocab.n_tokens() {
+                    return RString::new();
+                }
+                let mut bytes = Vec::new();
+                vocab.token_to_piece_into(t, &mut bytes, true, None);
+                RString::from(String::from_utf8_lossy(&bytes).into_owned())
+            };
+            SpecialTokens { bos: text(vocab.bos()), eos: text(vocab.eos()) }
+        }))
+    }
+
+    fn generate_with(
+        &self,
+        model: ModelHandle,
+        request: &GenerateRequest,
+        extras: &SamplingExtras,
+        options: &GenerateOptions,
+        sink: TokenSinkMut<'_>,
+    ) -> RResult<Completion, PluginError> {
+        RResult::from(self.models.get(model).and_then(|m| {
+            let prompt = if !options.prompt_parts.is_empty() {
+                // Template text with control tokens read; content as plain text; no BOS added
+                // (the template writes it where the model wants it).
+                let vocab = m.model.vocab();
+                options.prompt_parts.iter().flat_map(|p| vocab.tokenize(p.text.as_bytes(), false, p.special)).collect()
+            } else if request.prompt_tokens.is_empty() {
+                self.tokens(&m, request.prompt.as_str(), request.add_special)
+            } else {
+                check_token_ids(&m, request.prompt_tokens.as_slice())?;
+                request.prompt_tokens.iter().map(|&t| llama_cpp_2::token::LlamaToken(t)).collect()
+            };
+            generate::run(&m, &m.scheduler, prompt, &request.params, extras, options, sink)
         }))
     }
 }

@@ -34,7 +34,11 @@ const RANDOM_SEED: u32 = u32::MAX;
 
 /// The per-request sampler.
 pub(crate) struct Sampler {
-    /// Grammar, penalties and truncation (everything before temperature); `None` if there is nothing to apply.
+    /// The grammar, once active (a lazy one from its trigger word on).
+    grammar: Option<LlamaSampler>,
+    /// A lazy grammar still waiting for its trigger word.
+    waiting: Option<Waiting>,
+    /// Penalties and truncation (everything else before temperature); `None` if there is nothing to apply.
     constraints: Option<LlamaSampler>,
     /// `None` = greedy.
     temperature: Option<f64>,
@@ -42,12 +46,28 @@ pub(crate) struct Sampler {
     dist: Option<LlamaSampler>,
     /// The candidate buffer, reused between tokens.
     buffer: Vec<LlamaTokenData>,
+    /// Report log-probabilities with this many alternatives.
+    logprobs: Option<u32>,
+    /// The last sampled token's log-probability and the best alternatives.
+    last_logprobs: Option<(f32, Vec<(i32, f32)>)>,
 }
 
 impl std::fmt::Debug for Sampler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sampler").field("temperature", &self.temperature).finish_non_exhaustive()
     }
+}
+
+/// A lazy grammar before its trigger: the grammar's text and the words that start it, and
+/// the end of the output so far (just long enough to hold a trigger split across tokens).
+///
+/// Written here rather than llama.cpp's lazy grammar, which matches a regular expression
+/// against the whole output at every token (quadratic, and `std::regex` recurses once per
+/// character: a long answer can overflow the thread's stack).
+struct Waiting {
+    grammar: String,
+    triggers: Vec<String>,
+    tail: String,
 }
 
 /// The grammar for `p`: its GBNF, or its JSON schema converted, both within bounds.
@@ -91,24 +111,31 @@ impl Sampler {
     /// Order, as llama.cpp's own samplers: grammar, logit bias, penalties, then (unless
     /// greedy) either Mirostat or top-k / typical / top-p / min-p; temperature and the
     /// final draw come last, in [`Self::sample`].
-    pub(crate) fn new(model: &LoadedModel, p: &SamplingParams, x: &SamplingExtras) -> Result<Self, PluginError> {
+    /// With `triggers`, the grammar applies lazily, from the first trigger word on.
+    pub(crate) fn new(
+        model: &LoadedModel,
+        p: &SamplingParams,
+        x: &SamplingExtras,
+        triggers: &[String],
+        logprobs: Option<u32>,
+    ) -> Result<Self, PluginError> {
         p.validate()?;
         x.validate()?;
         let n_vocab = model.model.n_vocab();
         let mut chain = Vec::new();
-        if let Some(g) = grammar(p)? {
-            let from_schema = p.grammar.is_none();
-            chain.push(LlamaSampler::grammar(&model.model, &g, "root").map_err(|_| {
-                PluginError::invalid_input(if from_schema {
-                    "the JSON schema cannot become a usable grammar (a `$ref` cycle that never reaches a value, \
-                     or constraints nothing can satisfy)"
-                        .to_owned()
-                } else {
-                    "invalid grammar: llama.cpp could not parse it (check rule names, quotes and brackets, \
-                     and that no rule refers to itself before consuming input)"
-                        .to_owned()
-                })
-            })?);
+        let grammar_text = grammar(p)?;
+        if !triggers.is_empty() && grammar_text.is_none() {
+            return Err(PluginError::invalid_input("grammar trigger words were given without a grammar"));
+        }
+        let (mut grammar_sampler, mut waiting) = (None, None);
+        if let Some(g) = grammar_text {
+            // Parsed now even when lazy, so a bad grammar is refused before any work.
+            let parsed = compile_grammar(model, &g, p.grammar.is_none())?;
+            if triggers.is_empty() {
+                grammar_sampler = Some(parsed);
+            } else {
+                waiting = Some(Waiting { grammar: g, triggers: triggers.to_vec(), tail: String::new() });
+            }
         }
         if !x.logit_bias.is_empty() {
             let mut biases = Vec::with_capacity(x.logit_bias.len());
@@ -154,10 +181,14 @@ impl Sampler {
             (false, _) => Some(LlamaSampler::dist(seed(p))),
         };
         Ok(Self {
+            grammar: grammar_sampler,
+            waiting,
             constraints: (!chain.is_empty()).then(|| LlamaSampler::chain_simple(chain)),
             temperature: (!greedy).then_some(f64::from(p.temperature)),
             dist,
             buffer: Vec::new(),
+            logprobs,
+            last_logprobs: None,
         })
     }
 
@@ -168,21 +199,63 @@ impl Sampler {
         let mut data = std::mem::take(&mut self.buffer);
         data.clear();
         data.extend((0_i32..).zip(logits).map(|(id, &l)| LlamaTokenData::new(LlamaToken(id), sanitise(l), 0.0)));
+        // Log-probabilities under the model, before any constraint (as the APIs define them).
+        let distribution = self.logprobs.map(|top| log_softmax_top(&data, top as usize));
         let mut array = LlamaTokenDataArray::new(data, false);
+        if let Some(g) = self.grammar.as_mut() {
+            array.apply_sampler(g);
+            array.selected = None;
+        }
         if let Some(c) = self.constraints.as_mut() {
             array.apply_sampler(c);
             array.selected = None;
         }
         let token = self.pick(&mut array)?;
+        self.last_logprobs = distribution.map(|(log_norm, top)| {
+            let raw = ctx.get_logits_ith(idx).get(token.0 as usize).copied().map_or(f32::NEG_INFINITY, sanitise);
+            ((f64::from(raw) - log_norm) as f32, top)
+        });
         self.buffer = array.data;
         if !eog(token) {
-            if let Some(c) = self.constraints.as_mut() {
+            for c in [self.grammar.as_mut(), self.constraints.as_mut()].into_iter().flatten() {
                 c.try_accept(token).map_err(|e| {
                     PluginError::new(ErrorKind::InvalidInput, format!("the grammar cannot continue with the sampled token ({e})"))
                 })?;
             }
         }
         Ok(token)
+    }
+
+    /// After a sampled token (not an end token): a lazy grammar looks for its trigger in the
+    /// output's end; once found, the grammar starts there, fed the text from the trigger on.
+    pub(crate) fn observe(&mut self, model: &LoadedModel, token: LlamaToken) -> Result<(), PluginError> {
+        let Some(w) = self.waiting.as_mut() else { return Ok(()) };
+        let vocab = model.model.vocab();
+        w.tail.push_str(&String::from_utf8_lossy(&vocab.token_to_piece(token, true, None)));
+        let found = w.triggers.iter().filter_map(|t| w.tail.find(t.as_str())).min();
+        let Some(at) = found else {
+            // Keep only what could be the start of a trigger split across tokens.
+            let keep = w.triggers.iter().map(String::len).max().unwrap_or(0);
+            if w.tail.len() > keep {
+                let mut cut = w.tail.len() - keep;
+                while !w.tail.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                w.tail.drain(..cut);
+            }
+            return Ok(());
+        };
+        let w = self.waiting.take().expect("checked");
+        let mut grammar = compile_grammar(model, &w.grammar, false)?;
+        for t in vocab.tokenize(&w.tail.as_bytes()[at..], false, true) {
+            if grammar.try_accept(t).is_err() {
+                // The text after the trigger already left the grammar: generation goes on
+                // unconstrained (the host checks what comes out), never fails here.
+                return Ok(());
+            }
+        }
+        self.grammar = Some(grammar);
+        Ok(())
     }
 
     /// Temperature and the final choice, on an array the constraints have been applied to.
@@ -211,6 +284,49 @@ impl Sampler {
             _ => Ok(array.data[best].id()),
         }
     }
+}
+
+impl Sampler {
+    /// The last sampled token's log-probability and the best alternatives (once), when asked for.
+    pub(crate) fn take_logprobs(&mut self) -> Option<(f32, Vec<(i32, f32)>)> {
+        self.last_logprobs.take()
+    }
+}
+
+/// The log of the softmax normaliser of `data`'s logits, and the `top` most likely tokens
+/// with their log-probabilities, best first.
+fn log_softmax_top(data: &[LlamaTokenData], top: usize) -> (f64, Vec<(i32, f32)>) {
+    let max = data.iter().map(|d| d.logit()).filter(|l| l.is_finite()).fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return (0.0, Vec::new());
+    }
+    let sum: f64 = data.iter().map(|d| f64::from(d.logit() - max).exp()).sum();
+    let log_norm = f64::from(max) + sum.ln();
+    let mut best: Vec<(i32, f32)> = Vec::with_capacity(top + 1);
+    if top > 0 {
+        for d in data {
+            let l = d.logit();
+            if best.len() < top || l > best[best.len() - 1].1 {
+                let at = best.partition_point(|&(_, b)| b >= l);
+                best.insert(at, (d.id().0, l));
+                best.truncate(top);
+            }
+        }
+    }
+    (log_norm, best.into_iter().map(|(t, l)| (t, (f64::from(l) - log_norm) as f32)).collect())
+}
+
+/// A grammar sampler for `g` (from a JSON schema when `from_schema`, for the message).
+fn compile_grammar(model: &LoadedModel, g: &str, from_schema: bool) -> Result<LlamaSampler, PluginError> {
+    LlamaSampler::grammar(&model.model, g, "root").map_err(|_| {
+        PluginError::invalid_input(if from_schema {
+            "the JSON schema cannot become a usable grammar (a `$ref` cycle that never reaches a value, \
+             or constraints nothing can satisfy)"
+        } else {
+            "invalid grammar: llama.cpp could not parse it (check rule names, quotes and brackets, \
+             and that no rule refers to itself before consuming input)"
+        })
+    })
 }
 
 /// NaN becomes "never", +inf the largest finite value.

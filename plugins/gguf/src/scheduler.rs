@@ -401,7 +401,12 @@ impl<'m> Worker<'m> {
             let model = self.model;
             let generation = &mut a.generation;
             let ignore_eos = a.job.params.ignore_eos;
-            let sampled = generation.sampler.sample(ctx, at, |t| job::ends(model, t, ignore_eos));
+            let sampled = generation.sampler.sample(ctx, at, |t| job::ends(model, t, ignore_eos)).and_then(|t| {
+                if !job::ends(model, t, ignore_eos) {
+                    generation.sampler.observe(model, t)?;
+                }
+                Ok(t)
+            });
             let outcome = match sampled {
                 Err(e) => Some(Err(e)),
                 // A token needs a position inside the context: prompt and output together

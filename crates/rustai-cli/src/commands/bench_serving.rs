@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use rustai_core::{
-    abi::{ChatMessage, ChatRequest, SamplingExtras, SamplingParams},
+    abi::{GenerateOptions, SamplingExtras, SamplingParams},
+    chat::{Conversation, Turn},
     Engine, EngineConfig, LoadOptions, StreamEvent,
 };
 use serde_json::{json, Value};
@@ -194,10 +195,11 @@ async fn in_process(engine: &Engine, model: &str, plan: &Plan) -> Result<Stream>
         tokio::task::spawn_blocking(move || engine.prepare_llm(&model, &LoadOptions::default(), &mut sampling).map(|p| (p, sampling))).await??;
     // The HTTP request's prompt: the same tokens are generated, so the speeds compare (the
     // prompt comes from the cache here, so the time to first token does not).
-    let request =
-        ChatRequest { messages: vec![ChatMessage::new("system", SYSTEM), ChatMessage::new("user", STORY)].into(), params: sampling };
+    // Planned as the server plans a chat (the model's template rendered here).
+    let conv = Conversation::new(vec![Turn::new("system", SYSTEM), Turn::new("user", STORY)]);
+    let planned = rustai_core::chat::plan(prepared.lease.model(), &prepared.entry.id, &conv, sampling, GenerateOptions::default())?;
     let extras = SamplingExtras { threads: prepared.threads, ..SamplingExtras::default() };
-    let mut events = prepared.lease.model().stream_chat_ext(request, extras);
+    let mut events = prepared.lease.model().stream_observed(planned.request, extras);
     let (mut first, mut last, mut tokens) = (None, started, 0u32);
     while let Some(event) = events.next().await {
         match event {

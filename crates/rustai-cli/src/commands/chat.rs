@@ -3,7 +3,10 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::Result;
-use rustai_core::abi::{ChatMessage, ChatRequest};
+use rustai_core::{
+    abi::SamplingExtras,
+    chat::{complete, Conversation, Turn},
+};
 
 use crate::{cli::{ChatArgs, Cli}, setup};
 
@@ -11,7 +14,7 @@ pub(crate) fn run(cli: &Cli, args: &ChatArgs) -> Result<()> {
     let mut params = setup::sampling(&args.sampling)?;
     let loaded = setup::load_model(cli, &args.model, args.model.threads, &mut params)?;
     let interactive = std::io::stdin().is_terminal();
-    let system: Vec<ChatMessage> = args.system.iter().map(|s| ChatMessage::new("system", s.as_str())).collect();
+    let system: Vec<Turn> = args.system.iter().map(|s| Turn::new("system", s.as_str())).collect();
     let mut history = system.clone();
     if interactive {
         eprintln!("Chatting with {} ({}). /bye quits, /reset forgets the conversation.", loaded.prepared.entry.id, loaded.model().plugin_id());
@@ -35,20 +38,22 @@ pub(crate) fn run(cli: &Cli, args: &ChatArgs) -> Result<()> {
             }
             _ => {}
         }
-        history.push(ChatMessage::new("user", line));
+        history.push(Turn::new("user", line));
         let mut reply = String::new();
         let mut out = std::io::stdout().lock();
-        let done = loaded.model().chat(&ChatRequest { messages: history.clone().into(), params: params.clone() }, |piece| {
+        let conv = Conversation::new(history.clone());
+        let done = complete(loaded.model(), &loaded.prepared.entry.id, &conv, params.clone(), &SamplingExtras::default(), |piece| {
             reply.push_str(piece);
             out.write_all(piece.as_bytes()).and_then(|()| out.flush()).is_ok()
-        });
+        })
+        .map(|(done, _)| done);
         loaded.record(done.as_ref());
         let done = done?;
         writeln!(out)?;
         if args.verbose {
             super::print_timings(&done);
         }
-        history.push(ChatMessage::new("assistant", reply));
+        history.push(Turn::new("assistant", reply));
     }
     Ok(())
 }

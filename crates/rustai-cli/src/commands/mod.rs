@@ -10,6 +10,7 @@ mod pull;
 mod run;
 mod serve;
 mod speech;
+mod tools;
 
 use anyhow::Result;
 
@@ -26,6 +27,8 @@ pub(crate) fn dispatch(cli: Cli) -> Result<()> {
         Command::Bench(args) => bench::run(&cli, args),
         Command::Serve(args) => serve::run(&cli, args),
         Command::Ps(args) => serve::ps(args),
+        Command::Tools(args) => tools::list(&cli, args),
+        Command::Tool(args) => tools::call(&cli, args),
         Command::Pull(args) => pull::run(&cli, args),
         Command::Embed(args) => embed::run(&cli, args),
         Command::Transcribe(args) => speech::transcribe(&cli, args),

@@ -3,7 +3,10 @@
 use std::io::Write;
 
 use anyhow::Result;
-use rustai_core::abi::{ChatMessage, ChatRequest, GenerateRequest};
+use rustai_core::{
+    abi::{Completion, GenerateRequest, SamplingExtras, SamplingParams},
+    chat::{agent::Agent, complete, Conversation, ToolChoice, ToolSet, Turn},
+};
 
 use crate::{cli::{Cli, RunArgs}, setup};
 
@@ -29,18 +32,55 @@ pub(crate) fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     let done = if args.raw {
         loaded.model().generate(&GenerateRequest::new(args.prompt.as_str(), params), &mut print)
     } else {
-        let mut messages = Vec::new();
+        let mut turns = Vec::new();
         if let Some(system) = &args.system {
-            messages.push(ChatMessage::new("system", system.as_str()));
+            turns.push(Turn::new("system", system.as_str()));
         }
-        messages.push(ChatMessage::new("user", args.prompt.as_str()));
-        loaded.model().chat(&ChatRequest { messages: messages.into(), params }, &mut print)
-    };
-    loaded.record(done.as_ref());
+        turns.push(Turn::new("user", args.prompt.as_str()));
+        converse(&loaded, args, turns, params, &mut print)
+    };    loaded.record(done.as_ref());
     let done = done?;
     println!();
     if args.verbose {
         super::print_timings(&done);
     }
     Ok(())
+}
+
+/// The conversation through the model's chat template, with the server-side tool loop when
+/// `--tools` names plugin tools (the same steps the server takes); each executed call is
+/// reported on stderr.
+fn converse(loaded: &setup::Loaded, args: &RunArgs, turns: Vec<Turn>, params: SamplingParams, print: &mut dyn FnMut(&str) -> bool) -> rustai_core::Result<Completion> {
+    let id = loaded.prepared.entry.id.clone();
+    let extras = SamplingExtras::default();
+    if args.tools.is_empty() {
+        return complete(loaded.model(), &id, &Conversation::new(turns), params, &extras, print).map(|(done, _)| done);
+    }
+    let server_tools = loaded.engine().server_tools(&args.tools)?;
+    let choice = match args.tool_choice.as_str() {
+        "required" => ToolChoice::Required,
+        "auto" => ToolChoice::Auto,
+        "none" => ToolChoice::None,
+        name => ToolChoice::Named(name.to_owned()),
+    };
+    let mut agent = Agent::new(server_tools, ToolSet::default(), Some(choice), args.max_steps);
+    let mut conv = Conversation::new(turns);
+    let mut spent = (0u32, 0u32);
+    loop {
+        conv.tools = agent.tool_set();
+        let (mut done, reply) = complete(loaded.model(), &id, &conv, params.clone(), &extras, &mut *print)?;
+        let reply = reply.unwrap_or_default();
+        let engine = loaded.engine();
+        let go_on = agent.after(&reply, &mut conv.turns, |call| {
+            let ran = engine.run_tool_call(call);
+            eprintln!("tool {}({}) -> {}{}", call.name, call.arguments, if ran.is_error { "error: " } else { "" }, ran.content);
+            ran
+        });
+        if !go_on {
+            done.tokens_in += spent.0;
+            done.tokens_out += spent.1;
+            return Ok(done);
+        }
+        spent = (spent.0 + done.tokens_in, spent.1 + done.tokens_out);
+    }
 }

@@ -96,6 +96,7 @@ pub(crate) fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
         upstream: args.upstream.clone(),
         stall_timeout: Duration::from_secs_f64(args.stall_timeout),
         read_timeout: Duration::from_secs_f64(args.read_timeout),
+        tool_timeout: Duration::from_secs_f64(args.tool_timeout),
         max_audio_secs: args.max_audio_secs,
         allow_private_downloads: args.allow_private_downloads,
         max_download_bytes: args.max_download_bytes,

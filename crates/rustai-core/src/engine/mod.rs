@@ -13,7 +13,8 @@
 //!
 //! Entry points: [`Engine::prepare_llm`] + [`Engine::record`] (text, which streams),
 //! [`Engine::embed`], [`Engine::transcribe`], and [`Engine::with_model`] for any family
-//! (speech synthesis streams through it).
+//! (speech synthesis streams through it); [`Engine::tools`] and [`Engine::call_tool`] for
+//! tool plugins (no model, no pool).
 //!
 //! - [`pool`]: [`ModelPool`]: loaded models of every family within one budget.
 //! - [`budget`]: [`Budget`], [`KeepAlive`] and the on-disk memory estimate.
@@ -22,17 +23,22 @@
 //! - [`metrics`]: [`Metrics`]: per-request records summed per model and in total.
 //! - `prepare`: the text path (fallbacks, auto selection, adaptation, load options).
 //! - `run`: the other families' entry points.
+//! - `tools`: listing and calling tools, with a timeout.
 
 pub mod adaptive;
+mod agent;
 pub mod budget;
 pub mod metrics;
 pub mod monitor;
 pub mod pool;
 mod prepare;
 mod run;
+mod tools;
 
+pub use agent::TOOL_CALL_TIMEOUT;
 pub use prepare::{LoadOptions, Prepared};
 pub use run::Served;
+pub use tools::{ToolInfo, ToolResult, MAX_RUNNING_TOOL_CALLS};
 
 use std::{
     sync::{Arc, RwLock},

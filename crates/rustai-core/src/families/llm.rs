@@ -6,20 +6,21 @@ use std::{
     pin::Pin,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc,
+        Arc, OnceLock,
     },
     task::{Context, Poll},
 };
 
 use abi_stable::{sabi_trait::TD_Opaque, std_types::RStr};
 use rustai_abi::{
-    ChatMessage, ChatRequest, Completion, GenerateRequest, LlmBox, LoadModelParams, ModelHandle, ModelInfo, SamplingExtras,
-    TokenSink, TokenSink_TO,
+    ChatMessage, ChatRequest, Completion, GenerateOptions, GenerateRequest, LlmBox, LoadModelParams, ModelHandle, ModelInfo, RSlice,
+    SamplingExtras, SpecialTokens, TokenLogprob, TokenSink, TokenSink_TO,
 };
 use tokio::sync::mpsc;
 
 use super::Family;
 use crate::{
+    chat::ChatTemplate,
     error::{Error, Result},
     plugins::{FamilyKind, LoadedPlugin, PluginManager},
 };
@@ -77,7 +78,7 @@ impl Llm {
                 return Err(Error::plugin(id, e));
             }
         };
-        Ok(LlmModel { llm: self.clone(), handle, info })
+        Ok(LlmModel { llm: self.clone(), handle, info, template: OnceLock::new() })
     }
 }
 
@@ -104,6 +105,8 @@ pub struct LlmModel {
     llm: Llm,
     handle: ModelHandle,
     info: ModelInfo,
+    /// The compiled chat template (or why it does not compile), on first use.
+    template: OnceLock<std::result::Result<Option<Arc<ChatTemplate>>, String>>,
 }
 
 impl Drop for LlmModel {
@@ -117,6 +120,7 @@ impl Drop for LlmModel {
 struct FnSink<'a, F> {
     on_piece: F,
     on_prompt: Option<&'a mut dyn FnMut(u32, u32)>,
+    on_logprobs: Option<&'a mut dyn FnMut(Logprobs)>,
     cancel: Option<&'a CancelToken>,
     panic: Option<Box<dyn std::any::Any + Send>>,
 }
@@ -147,6 +151,23 @@ impl<F: FnMut(&str) -> bool> TokenSink for FnSink<'_, F> {
             }
         }
     }
+    fn on_logprobs(&mut self, chosen: TokenLogprob, top: RSlice<'_, TokenLogprob>) {
+        if let (Some(f), None) = (self.on_logprobs.as_mut(), self.panic.as_ref()) {
+            let l = Logprobs { chosen, top: top.to_vec() };
+            if let Err(p) = catch_unwind(AssertUnwindSafe(|| f(l))) {
+                self.panic = Some(p);
+            }
+        }
+    }
+}
+
+/// A generated token's log-probability and the most likely alternatives (when asked for).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logprobs {
+    /// The token generated.
+    pub chosen: TokenLogprob,
+    /// The most likely tokens at that step, best first.
+    pub top: Vec<TokenLogprob>,
 }
 
 /// A text request of either shape, for [`LlmModel::run_observed`].
@@ -154,8 +175,11 @@ impl<F: FnMut(&str) -> bool> TokenSink for FnSink<'_, F> {
 pub enum TextRequest {
     /// A raw prompt.
     Generate(GenerateRequest),
-    /// A conversation.
+    /// A conversation the plugin renders with its own template.
     Chat(ChatRequest),
+    /// A prompt with [`GenerateOptions`] (prompt parts from a template rendered here,
+    /// lazy grammars, log-probabilities).
+    With(GenerateRequest, GenerateOptions),
 }
 
 impl LlmModel {
@@ -172,6 +196,26 @@ impl LlmModel {
     /// The plugin serving this model.
     pub fn plugin(&self) -> &Arc<LoadedPlugin> {
         &self.llm.plugin
+    }
+
+    /// The text of the model's BOS and EOS tokens (empty when the plugin does not say).
+    pub fn special_tokens(&self) -> SpecialTokens {
+        self.llm.api().special_tokens(self.handle).into_result().unwrap_or_default()
+    }
+
+    /// The model's own chat template, compiled (once); `None` when the model has none.
+    /// The error is the template's syntax error.
+    pub fn chat_template(&self) -> std::result::Result<Option<Arc<ChatTemplate>>, String> {
+        self.template
+            .get_or_init(|| match self.info.chat_template.as_ref().into_option() {
+                None => Ok(None),
+                Some(src) if src.trim().is_empty() => Ok(None),
+                Some(src) => {
+                    let special = self.special_tokens();
+                    ChatTemplate::new(src.as_str(), special.bos.as_str(), special.eos.as_str()).map(|t| Some(Arc::new(t)))
+                }
+            })
+            .clone()
     }
 
     fn err(&self, e: rustai_abi::PluginError) -> Error {
@@ -202,7 +246,7 @@ impl LlmModel {
         on_piece: F,
         call: impl FnOnce(&LlmBox, rustai_abi::TokenSinkMut<'_>) -> abi_stable::std_types::RResult<Completion, rustai_abi::PluginError>,
     ) -> Result<Completion> {
-        self.with_observed_sink(cancel, on_piece, None, call)
+        self.with_observed_sink(cancel, on_piece, None, None, call)
     }
 
     fn with_observed_sink<'a, F: FnMut(&str) -> bool>(
@@ -210,9 +254,10 @@ impl LlmModel {
         cancel: Option<&'a CancelToken>,
         on_piece: F,
         on_prompt: Option<&'a mut dyn FnMut(u32, u32)>,
+        on_logprobs: Option<&'a mut dyn FnMut(Logprobs)>,
         call: impl FnOnce(&LlmBox, rustai_abi::TokenSinkMut<'_>) -> abi_stable::std_types::RResult<Completion, rustai_abi::PluginError>,
     ) -> Result<Completion> {
-        let mut sink = FnSink { on_piece, on_prompt, cancel, panic: None };
+        let mut sink = FnSink { on_piece, on_prompt, on_logprobs, cancel, panic: None };
         let result = call(self.llm.api(), TokenSink_TO::from_ptr(&mut sink, TD_Opaque)).into_result();
         if let Some(p) = sink.panic.take() {
             resume_unwind(p);
@@ -272,10 +317,28 @@ impl LlmModel {
         on_piece: impl FnMut(&str) -> bool,
         on_prompt: &mut dyn FnMut(u32, u32),
     ) -> Result<Completion> {
+        self.run_full(request, extras, cancel, on_piece, on_prompt, None)
+    }
+
+    /// [`Self::run_observed`] that also reports log-probabilities to `on_logprobs` (when the
+    /// request asked for them in its [`GenerateOptions`]).
+    pub fn run_full<'a>(
+        &self,
+        request: &TextRequest,
+        extras: &SamplingExtras,
+        cancel: Option<&'a CancelToken>,
+        on_piece: impl FnMut(&str) -> bool,
+        on_prompt: &'a mut dyn FnMut(u32, u32),
+        on_logprobs: Option<&'a mut dyn FnMut(Logprobs)>,
+    ) -> Result<Completion> {
         extras.validate()?;
-        self.with_observed_sink(cancel, on_piece, Some(on_prompt), |api, sink| match request {
+        if let TextRequest::With(_, options) = request {
+            options.validate()?;
+        }
+        self.with_observed_sink(cancel, on_piece, Some(on_prompt), on_logprobs, |api, sink| match request {
             TextRequest::Generate(r) => api.generate_ext(self.handle, r, extras, sink),
             TextRequest::Chat(r) => api.chat_ext(self.handle, r, extras, sink),
+            TextRequest::With(r, options) => api.generate_with(self.handle, r, extras, options, sink),
         })
     }
 
@@ -296,14 +359,14 @@ impl LlmModel {
 
     /// Stream a completion on tokio's blocking pool. Dropping the stream cancels the generation.
     pub fn stream_generate(self: &Arc<Self>, request: GenerateRequest) -> TokenStream {
-        TokenStream::spawn(Arc::clone(self), move |model, cancel, on_piece, _| {
+        TokenStream::spawn(Arc::clone(self), move |model, cancel, on_piece, _, _| {
             model.generate_with(&request, Some(cancel), on_piece)
         })
     }
 
     /// Stream a chat reply. Dropping the stream cancels the generation.
     pub fn stream_chat(self: &Arc<Self>, request: ChatRequest) -> TokenStream {
-        TokenStream::spawn(Arc::clone(self), move |model, cancel, on_piece, _| {
+        TokenStream::spawn(Arc::clone(self), move |model, cancel, on_piece, _, _| {
             model.chat_with(&request, Some(cancel), on_piece)
         })
     }
@@ -319,9 +382,11 @@ impl LlmModel {
         self.stream_observed(TextRequest::Chat(request), extras)
     }
 
-    fn stream_observed(self: &Arc<Self>, request: TextRequest, extras: SamplingExtras) -> TokenStream {
-        TokenStream::spawn(Arc::clone(self), move |model, cancel, on_piece, on_prompt| {
-            model.run_observed(&request, &extras, Some(cancel), on_piece, on_prompt)
+    /// Stream any [`TextRequest`] with [`SamplingExtras`] (and [`StreamEvent::Prompt`],
+    /// and [`StreamEvent::Logprobs`] when its options ask).
+    pub fn stream_observed(self: &Arc<Self>, request: TextRequest, extras: SamplingExtras) -> TokenStream {
+        TokenStream::spawn(Arc::clone(self), move |model, cancel, on_piece, on_prompt, on_logprobs| {
+            model.run_full(&request, &extras, Some(cancel), on_piece, on_prompt, Some(on_logprobs))
         })
     }
 }
@@ -339,6 +404,8 @@ pub enum StreamEvent {
         /// Of which reused, not evaluated.
         cached: u32,
     },
+    /// The log-probabilities of the piece just sent (when the request asked for them).
+    Logprobs(Logprobs),
     /// The generation ended; always the last item unless an error came.
     Done(Completion),
     /// The generation failed.
@@ -354,12 +421,15 @@ pub struct TokenStream {
 
 /// A generation run on the blocking pool: the model, the cancel flag, where pieces go and where
 /// the prompt report goes.
-type Job = Box<dyn FnOnce(&LlmModel, &CancelToken, &mut dyn FnMut(&str) -> bool, &mut dyn FnMut(u32, u32)) -> Result<Completion> + Send>;
+type Job = Box<
+    dyn FnOnce(&LlmModel, &CancelToken, &mut dyn FnMut(&str) -> bool, &mut dyn FnMut(u32, u32), &mut dyn FnMut(Logprobs)) -> Result<Completion>
+        + Send,
+>;
 
 impl TokenStream {
     fn spawn(
         model: Arc<LlmModel>,
-        job: impl FnOnce(&LlmModel, &CancelToken, &mut dyn FnMut(&str) -> bool, &mut dyn FnMut(u32, u32)) -> Result<Completion>
+        job: impl FnOnce(&LlmModel, &CancelToken, &mut dyn FnMut(&str) -> bool, &mut dyn FnMut(u32, u32), &mut dyn FnMut(Logprobs)) -> Result<Completion>
             + Send
             + 'static,
     ) -> Self {
@@ -373,7 +443,11 @@ impl TokenStream {
             let mut on_prompt = |tokens, cached| {
                 let _ = prompt_tx.blocking_send(StreamEvent::Prompt { tokens, cached });
             };
-            let last = match job(&model, &token, &mut forward, &mut on_prompt) {
+            let logprobs_tx = tx.clone();
+            let mut on_logprobs = |l| {
+                let _ = logprobs_tx.blocking_send(StreamEvent::Logprobs(l));
+            };
+            let last = match job(&model, &token, &mut forward, &mut on_prompt, &mut on_logprobs) {
                 Ok(done) => StreamEvent::Done(done),
                 Err(e) => StreamEvent::Error(e),
             };

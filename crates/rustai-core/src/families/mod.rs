@@ -114,7 +114,7 @@ pub mod tool;
 pub mod tts;
 
 pub use embedding::{Embedder, EmbeddingModel};
-pub use llm::{CancelToken, Llm, LlmModel, StreamEvent, TextRequest, TokenStream};
+pub use llm::{CancelToken, Llm, LlmModel, Logprobs, StreamEvent, TextRequest, TokenStream};
 pub use stt::{SttModel, Transcriber};
 pub use tool::Tools;
 pub use tts::{Synthesizer, TtsModel};
