@@ -267,9 +267,10 @@ impl Generation {
     async fn next_step(&mut self, reply: &Reply, done: &Completion) -> Result<bool, rustai_core::Error> {
         let Some(mut run) = self.agent.take() else { return Ok(false) };
         let engine = self.state.engine.clone();
+        let timeout = self.state.config.tool_timeout;
         let reply = reply.clone();
         let (run_back, go_on) = tokio::task::spawn_blocking(move || {
-            let go_on = run.agent.after(&reply, &mut run.conv.turns, |call| engine.run_tool_call(call));
+            let go_on = run.agent.after(&reply, &mut run.conv.turns, |call| engine.run_tool_call(call, timeout));
             (run, go_on)
         })
         .await

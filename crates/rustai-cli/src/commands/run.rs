@@ -72,7 +72,7 @@ fn converse(loaded: &setup::Loaded, args: &RunArgs, turns: Vec<Turn>, params: Sa
         let reply = reply.unwrap_or_default();
         let engine = loaded.engine();
         let go_on = agent.after(&reply, &mut conv.turns, |call| {
-            let ran = engine.run_tool_call(call);
+            let ran = engine.run_tool_call(call, rustai_core::engine::TOOL_CALL_TIMEOUT);
             eprintln!("tool {}({}) -> {}{}", call.name, call.arguments, if ran.is_error { "error: " } else { "" }, ran.content);
             ran
         });

@@ -11,7 +11,7 @@ use crate::{
     Engine,
 };
 
-/// How long one tool call of the loop may run.
+/// How long one tool call of the loop may run by default (the server's `--tool-timeout`).
 pub const TOOL_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Engine {
@@ -37,10 +37,10 @@ impl Engine {
         Ok(specs)
     }
 
-    /// Run `call` (blocking, at most [`TOOL_CALL_TIMEOUT`]); an error is reported in the
-    /// result, for the model to read.
-    pub fn run_tool_call(&self, call: &ToolCall) -> ExecutedCall {
-        match self.call_tool(&call.name, &call.arguments, TOOL_CALL_TIMEOUT) {
+    /// Run `call` (blocking, waiting at most `timeout`); an error is reported in the result,
+    /// for the model to read.
+    pub fn run_tool_call(&self, call: &ToolCall, timeout: Duration) -> ExecutedCall {
+        match self.call_tool(&call.name, &call.arguments, timeout) {
             Ok(r) => ExecutedCall { call: call.clone(), plugin: r.plugin, content: r.content, is_error: r.is_error },
             Err(e) => ExecutedCall { call: call.clone(), plugin: String::new(), content: format!("error: {e}"), is_error: true },
         }
