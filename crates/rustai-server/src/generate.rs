@@ -215,42 +215,29 @@ impl Generation {
                 Some(StreamEvent::Done(mut done)) if self.reader.is_some() => {
                     let reader = self.reader.take().expect("checked");
                     let truncated = done.finish_reason != rustai_core::abi::FinishReason::Eos;
-                    match reader.finish(done.text.as_str(), truncated) {
-                        Ok(reply) if self.agent.is_some() && done.finish_reason != rustai_core::abi::FinishReason::Cancelled => {
-                            match self.next_step(&reply, &done).await {
-                                Ok(true) => continue,
-                                Ok(false) => {
-                                    let (tokens_in, tokens_out) = self.agent.as_ref().map_or((0, 0), |a| a.tokens);
-                                    done.tokens_in += tokens_in;
-                                    done.tokens_out += tokens_out;
-                                    self.reply = Some(reply);
-                                    let rest = reader.unshown().to_owned();
-                                    if rest.is_empty() {
-                                        break Some(StreamEvent::Done(done));
-                                    }
-                                    self.queued.push_back(StreamEvent::Done(done));
-                                    break Some(StreamEvent::Piece(rest));
-                                }
-                                Err(e) => break Some(StreamEvent::Error(e)),
-                            }
-                        }
-                        Ok(reply) => {
-                            self.reply = Some(reply);
-                            let rest = reader.unshown().to_owned();
-                            if rest.is_empty() {
-                                break Some(StreamEvent::Done(done));
-                            }
-                            self.queued.push_back(StreamEvent::Done(done));
-                            break Some(StreamEvent::Piece(rest));
-                        }
+                    let reply = match reader.finish(done.text.as_str(), truncated) {
+                        Ok(reply) => reply,
                         Err(why) => break Some(StreamEvent::Error(rustai_core::Error::BadToolCall(why))),
+                    };
+                    if self.agent.is_some() && done.finish_reason != rustai_core::abi::FinishReason::Cancelled {
+                        match self.next_step(&reply, &done).await {
+                            Ok(true) => continue,
+                            Ok(false) => {}
+                            Err(e) => break Some(StreamEvent::Error(e)),
+                        }
                     }
+                    self.count_earlier_steps(&mut done);
+                    self.reply = Some(reply);
+                    let rest = reader.unshown().to_owned();
+                    if rest.is_empty() {
+                        break Some(StreamEvent::Done(done));
+                    }
+                    self.queued.push_back(StreamEvent::Done(done));
+                    break Some(StreamEvent::Piece(rest));
                 }
                 // The tool loop's last step (no tools offered): the earlier steps' tokens count.
                 Some(StreamEvent::Done(mut done)) if self.agent.is_some() => {
-                    let (tokens_in, tokens_out) = self.agent.as_ref().map_or((0, 0), |a| a.tokens);
-                    done.tokens_in += tokens_in;
-                    done.tokens_out += tokens_out;
+                    self.count_earlier_steps(&mut done);
                     break Some(StreamEvent::Done(done));
                 }
                 other => break other,
@@ -260,6 +247,13 @@ impl Generation {
             self.settle(e);
         }
         event
+    }
+
+    /// Add the tokens of the tool loop's earlier steps to the last step's completion.
+    fn count_earlier_steps(&self, done: &mut Completion) {
+        let (tokens_in, tokens_out) = self.agent.as_ref().map_or((0, 0), |a| a.tokens);
+        done.tokens_in += tokens_in;
+        done.tokens_out += tokens_out;
     }
 
     /// After a step of the tool loop: run the reply's plugin-tool calls and start the next
